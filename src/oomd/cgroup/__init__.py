@@ -1,0 +1,1 @@
+"""The cgroup2 model: paths and patterns, per-tick contexts, /proc readers."""

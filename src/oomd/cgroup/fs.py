@@ -1,0 +1,344 @@
+"""Reading and parsing the kernel's cgroup2 and /proc text files.
+
+Every read is one ``open`` + one ``read`` + ``close`` (no buffered file objects), and
+every parser is a plain function of the bytes so tests can feed it anything. A file that
+is missing, unreadable, vanishing or malformed yields ``None`` ("absent"); nothing here
+raises for bad kernel input.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import NamedTuple
+
+INT64_MAX = 2**63 - 1
+
+_READ_SIZE = 65536
+_O_READ = os.O_RDONLY | os.O_CLOEXEC
+
+
+def read_bytes(path: str) -> bytes | None:
+    """The whole content of ``path``, or None if it cannot be read."""
+    try:
+        fd = os.open(path, _O_READ)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, _READ_SIZE)
+        if len(data) == _READ_SIZE:
+            chunks = [data]
+            while True:
+                more = os.read(fd, _READ_SIZE)
+                if not more:
+                    break
+                chunks.append(more)
+            data = b"".join(chunks)
+        return data
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def write_control(path: str, text: str) -> None:
+    """Write a control file the way the kernel (and upstream) expects: no truncation,
+    no creation, one ``write`` of the text without a newline. Raises OSError."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+# --- C-style number parsing -------------------------------------------------------
+
+_C_INT = re.compile(rb"\s*([+-]?\d+)")
+_C_INT_STR = re.compile(r"[ \t\n\v\f\r]*([+-]?[0-9]+)")
+
+
+def c_int(data: bytes) -> int | None:
+    """``stoll`` semantics: skip leading space, optional sign, longest digit prefix;
+    trailing garbage ignored; None when there are no digits."""
+    try:
+        return int(data)
+    except ValueError:
+        pass
+    m = _C_INT.match(data)
+    return int(m.group(1)) if m else None
+
+
+def c_int_prefix(text: str) -> tuple[int, str] | None:
+    """Parse a C integer prefix of ``text``: (value, unparsed rest) or None."""
+    m = _C_INT_STR.match(text)
+    if not m:
+        return None
+    return int(m.group(1)), text[m.end() :]
+
+
+_C_FLOAT_STR = re.compile(
+    r"[ \t\n\v\f\r]*([+-]?(?:"
+    r"0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?"
+    r"|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+    r"|inf(?:inity)?|nan(?:\([0-9A-Za-z_]*\))?))",
+    re.IGNORECASE,
+)
+
+
+def c_float_prefix(text: str) -> tuple[float, str] | None:
+    """``strtod`` prefix semantics (hex floats, inf, nan): (value, rest) or None."""
+    m = _C_FLOAT_STR.match(text)
+    if not m:
+        return None
+    token = m.group(1)
+    body = token.lstrip("+-")
+    sign = -1.0 if token.startswith("-") else 1.0
+    if body[:2].lower() == "0x":
+        mantissa, _, exponent = body[2:].lower().partition("p")
+        if "." not in mantissa:
+            mantissa += "."
+        value = float.fromhex("0x" + mantissa + "p" + (exponent or "0"))
+    elif body.lower().startswith("nan"):
+        value = float("nan")
+    else:
+        value = float(body)
+    return sign * value, text[m.end() :]
+
+
+# --- cgroup file parsers ----------------------------------------------------------
+
+
+def first_line(data: bytes) -> bytes:
+    end = data.find(b"\n")
+    return data if end < 0 else data[:end]
+
+
+def parse_single_int(data: bytes) -> int | None:
+    """``memory.current``-style files: the first line as a C integer."""
+    return c_int(first_line(data))
+
+
+def parse_limit(data: bytes) -> int | None:
+    """``memory.low``/``memory.max``-style files: exactly one line, ``max`` or a number."""
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    if len(lines) != 1:
+        return None
+    line = lines[0]
+    if line == b"max":
+        return INT64_MAX
+    return c_int(line)
+
+
+def parse_limit_tmp(data: bytes) -> int | None:
+    """``memory.high.tmp``: one line ``<value|max> <duration>``; returns the value."""
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    if len(lines) != 1:
+        return None
+    parts = lines[0].split()
+    if len(parts) != 2:
+        return None
+    if parts[0] == b"max":
+        return INT64_MAX
+    return c_int(parts[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Pressure:
+    """One PSI line: averages in percent, ``total`` in microseconds (None if absent)."""
+
+    avg10: float = 0.0
+    avg60: float = 0.0
+    avg300: float = 0.0
+    total: int | None = None
+
+
+ZERO_PRESSURE = Pressure()
+
+_PSI_KEYS = (b"avg10", b"avg60", b"avg300", b"total")
+
+
+def _psi_line(line: bytes, kind: bytes) -> Pressure | None:
+    tokens = line.split(b" ")
+    if len(tokens) < 5 or tokens[0] != kind:
+        return None
+    values: list[bytes] = []
+    for token, key in zip(tokens[1:5], _PSI_KEYS, strict=True):
+        name, sep, value = token.partition(b"=")
+        if not sep or name != key:
+            return None
+        values.append(value)
+    try:
+        return Pressure(float(values[0]), float(values[1]), float(values[2]), int(values[3]))
+    except ValueError:
+        return None
+
+
+def parse_pressure(data: bytes, full: bool) -> Pressure | None:
+    """``memory.pressure``/``io.pressure`` (and ``/proc/pressure/*``).
+
+    The upstream format is ``some ...`` then ``full ...``; a file with only a ``some``
+    line is invalid, as upstream. The experimental ``aggr`` format is also accepted.
+    """
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    if len(lines) >= 2 and lines[0].startswith(b"some"):
+        return _psi_line(lines[1] if full else lines[0], b"full" if full else b"some")
+    if len(lines) >= 3 and lines[0].startswith(b"aggr"):
+        tokens = lines[2 if full else 1].split()
+        if len(tokens) != 4 or tokens[0] != (b"full" if full else b"some"):
+            return None
+        try:
+            return Pressure(float(tokens[1]), float(tokens[2]), float(tokens[3]))
+        except ValueError:
+            return None
+    return None
+
+
+class KeyedValues:
+    """A ``key value`` per line file (``memory.stat``, ``cgroup.stat``, vmstat).
+
+    Kept as raw bytes: most ticks ask for one or two keys, so a key is found with a
+    substring search and only the full mapping is parsed on demand.
+    """
+
+    __slots__ = ("_data", "_parsed")
+
+    def __init__(self, data: bytes) -> None:
+        self._data = b"\n" + data
+        self._parsed: dict[str, int] | None = None
+
+    def get(self, key: str) -> int | None:
+        if self._parsed is not None:
+            return self._parsed.get(key)
+        data = self._data
+        needle = b"\n" + key.encode() + b" "
+        start = data.find(needle)
+        if start < 0:
+            return None
+        start += len(needle)
+        end = data.find(b"\n", start)
+        value = data[start:] if end < 0 else data[start:end]
+        try:
+            return int(value)
+        except ValueError:
+            return None
+
+    def as_dict(self) -> dict[str, int]:
+        if self._parsed is None:
+            parsed: dict[str, int] = {}
+            for line in self._data.split(b"\n"):
+                name, sep, value = line.partition(b" ")
+                if not sep:
+                    continue
+                try:
+                    parsed[name.decode()] = int(value)
+                except ValueError:
+                    continue
+            self._parsed = parsed
+        return self._parsed
+
+    def lines(self) -> list[str]:
+        return self._data[1:].decode(errors="replace").splitlines()
+
+
+def parse_populated(data: bytes) -> bool | None:
+    """``cgroup.events``: the ``populated 0|1`` line; other values are absent."""
+    for line in data.split(b"\n"):
+        if line.startswith(b"populated "):
+            value = line[10:]
+            if value == b"1":
+                return True
+            if value == b"0":
+                return False
+            return None
+    return None
+
+
+def parse_oom_group(data: bytes) -> bool:
+    """``memory.oom.group``: exactly one line ``1`` means a group kill."""
+    return data in (b"1", b"1\n")
+
+
+def parse_pids(data: bytes) -> list[int]:
+    """``cgroup.procs``: one pid per line; lines that are not pids are skipped."""
+    pids: list[int] = []
+    for line in data.split():
+        try:
+            pids.append(int(line))
+        except ValueError:
+            continue
+    return pids
+
+
+class IoStat(NamedTuple):
+    dev: str
+    rbytes: int
+    wbytes: int
+    rios: int
+    wios: int
+    dbytes: int
+    dios: int
+
+
+_IO_STAT_KEYS = (b"rbytes", b"wbytes", b"rios", b"wios", b"dbytes", b"dios")
+
+
+def parse_io_stat(data: bytes) -> list[IoStat] | None:
+    """``io.stat``: every line must be ``MAJ:MIN rbytes=.. wbytes=.. rios=.. wios=..
+    dbytes=.. dios=..`` in that order, else the whole file is absent (as upstream)."""
+    result: list[IoStat] = []
+    for line in data.split(b"\n"):
+        if not line:
+            continue
+        tokens = line.split()
+        if len(tokens) != 7:
+            return None
+        values: list[int] = []
+        for token, key in zip(tokens[1:], _IO_STAT_KEYS, strict=True):
+            name, sep, value = token.partition(b"=")
+            if not sep or name != key:
+                return None
+            try:
+                values.append(int(value))
+            except ValueError:
+                return None
+        result.append(IoStat(tokens[0].decode(), *values))
+    return result
+
+
+def parse_meminfo(data: bytes) -> dict[str, int]:
+    """``/proc/meminfo``: ``Name:   N kB`` -> bytes (``*1024`` even without ``kB``, as
+    upstream)."""
+    result: dict[str, int] = {}
+    for line in data.split(b"\n"):
+        name, sep, rest = line.partition(b":")
+        if not sep:
+            continue
+        value = c_int(rest)
+        if value is not None:
+            result[name.decode(errors="replace")] = value * 1024
+    return result
+
+
+def parse_swaps(data: bytes) -> tuple[int, int] | None:
+    """``/proc/swaps``: (total, used) bytes summed over devices; None when malformed
+    (upstream crashes on a malformed line; we treat the file as unreadable)."""
+    total = used = 0
+    for line in data.split(b"\n")[1:]:
+        if not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) < 5:
+            return None
+        try:
+            total += int(fields[-3]) * 1024
+            used += int(fields[-2]) * 1024
+        except ValueError:
+            return None
+    return total, used

@@ -1,0 +1,177 @@
+"""Cgroup paths and the patterns plugins use to name them.
+
+A path is the cgroup filesystem root plus a tuple of components (``""``, ``"/"`` and
+``"////"`` are all the root). A pattern is one piece of a plugin's comma list: ``*``,
+``?`` and ``[...]`` match within one component (``**`` is ``*``), names starting with a
+dot are never matched by a wildcard, and only directories match - the rules of the
+``glob(3)`` call upstream uses.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from fnmatch import translate
+from functools import lru_cache
+
+_MAGIC = re.compile(r"[*?\[]")
+_SINGLE_BRACE = re.compile(r"\{([^{},]*)\}")
+
+
+class CgroupPath:
+    """An immutable cgroup path; equality and hashing go by the absolute path."""
+
+    __slots__ = ("absolute", "fs", "parts", "relative")
+
+    fs: str
+    parts: tuple[str, ...]
+    relative: str
+    absolute: str
+
+    def __init__(self, fs: str, path: str | Iterable[str] = ()) -> None:
+        if len(fs) > 1 and fs.endswith("/"):
+            fs = fs[:-1]
+        parts = tuple(p for p in path.split("/") if p) if isinstance(path, str) else tuple(path)
+        self.fs = fs
+        self.parts = parts
+        self.relative = "/".join(parts)
+        self.absolute = (
+            fs if not parts else (fs + "/" + self.relative if fs != "/" else "/" + self.relative)
+        )
+
+    @property
+    def is_root(self) -> bool:
+        return not self.parts
+
+    @property
+    def name(self) -> str:
+        return self.parts[-1] if self.parts else ""
+
+    def parent(self) -> CgroupPath:
+        if not self.parts:
+            raise ValueError("the root cgroup has no parent")
+        return CgroupPath(self.fs, self.parts[:-1])
+
+    def child(self, name: str) -> CgroupPath:
+        return CgroupPath(self.fs, (*self.parts, *(p for p in name.split("/") if p)))
+
+    def is_ancestor_of(self, other: CgroupPath) -> bool:
+        """True when ``other`` lies strictly below this path."""
+        n = len(self.parts)
+        return len(other.parts) > n and other.parts[:n] == self.parts
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CgroupPath) and other.absolute == self.absolute
+
+    def __hash__(self) -> int:
+        return hash(self.absolute)
+
+    def __lt__(self, other: CgroupPath) -> bool:
+        return self.parts < other.parts
+
+    def __repr__(self) -> str:
+        return f"CgroupPath({self.fs!r}, {self.relative!r})"
+
+
+@lru_cache(maxsize=4096)
+def _matcher(component: str) -> re.Pattern[str]:
+    return re.compile(translate(component))
+
+
+class CgroupPattern:
+    """One cgroup pattern (no commas), relative to the cgroup filesystem root."""
+
+    __slots__ = ("fs", "parts", "text")
+
+    def __init__(self, fs: str, text: str) -> None:
+        if len(fs) > 1 and fs.endswith("/"):
+            fs = fs[:-1]
+        self.fs = fs
+        self.text = text
+        # glob(3) with GLOB_BRACE: a brace group without a comma is just its content.
+        expanded = _SINGLE_BRACE.sub(r"\1", text) if "{" in text else text
+        self.parts = tuple(p for p in expanded.split("/") if p)
+
+    @property
+    def has_wildcard(self) -> bool:
+        return any(_MAGIC.search(p) for p in self.parts)
+
+    def under(self, base: CgroupPath) -> CgroupPattern:
+        """This pattern taken relative to ``base`` (``ruleset_cgroup`` args)."""
+        prefix = "/".join(base.parts)
+        return CgroupPattern(self.fs, prefix + "/" + self.text if prefix else self.text)
+
+    def resolve(self) -> list[tuple[CgroupPath, int]]:
+        """Existing directories matching the pattern, with their inode numbers."""
+        dirs: list[tuple[str, tuple[str, ...], int]] = [(self.fs, (), -1)]
+        for component in self.parts:
+            if not dirs:
+                break
+            if _MAGIC.search(component):
+                match = _matcher(component).match
+                dotted = component.startswith(".")
+                found: list[tuple[str, tuple[str, ...], int]] = []
+                for base, parts, _ in dirs:
+                    try:
+                        with os.scandir(base) as it:
+                            for entry in it:
+                                name = entry.name
+                                if (name[0] == "." and not dotted) or not match(name):
+                                    continue
+                                try:
+                                    if entry.is_dir():
+                                        found.append((entry.path, (*parts, name), entry.inode()))
+                                except OSError:
+                                    continue
+                    except OSError:
+                        continue
+                dirs = found
+            else:
+                dirs = [
+                    (
+                        base + "/" + component if base != "/" else "/" + component,
+                        (*parts, component),
+                        -1,
+                    )
+                    for base, parts, _ in dirs
+                ]
+        result: list[tuple[CgroupPath, int]] = []
+        for path, parts, inode in dirs:
+            if inode < 0:
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                if not _is_dir(st.st_mode):
+                    continue
+                inode = st.st_ino
+            result.append((CgroupPath(self.fs, parts), inode))
+        return result
+
+    def matches(self, path: CgroupPath) -> bool:
+        """Whether ``path`` itself matches this pattern (no filesystem access)."""
+        if len(path.parts) != len(self.parts):
+            return False
+        for want, have in zip(self.parts, path.parts, strict=True):
+            if _MAGIC.search(want):
+                if (have.startswith(".") and not want.startswith(".")) or not _matcher(want).match(
+                    have
+                ):
+                    return False
+            elif want != have:
+                return False
+        return True
+
+    def __repr__(self) -> str:
+        return f"CgroupPattern({self.text!r})"
+
+
+def _is_dir(mode: int) -> bool:
+    return (mode & 0o170000) == 0o040000
+
+
+def parse_pattern_list(fs: str, text: str) -> tuple[CgroupPattern, ...]:
+    """A plugin's ``cgroup`` value: split on commas, empty pieces dropped, no trimming
+    (as upstream, so ``"a, b"`` names a cgroup called ``" b"``)."""
+    return tuple(CgroupPattern(fs, piece) for piece in text.split(",") if piece)

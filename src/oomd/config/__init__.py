@@ -1,0 +1,1 @@
+"""Config: JSON (jsoncpp-compatible) -> typed IR -> compiled engine."""

@@ -1,0 +1,212 @@
+"""ConfigIR -> Engine: look up every plugin, parse and validate every arg, before the
+first tick.
+
+Upstream stops at the first problem and names only the plugin; we report every problem
+of the config at once, each with file, ruleset, detector group / action, plugin and arg.
+The checks and their order per ruleset follow upstream's ``ConfigCompiler.cpp``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from oomd.cgroup.fs import c_int_prefix
+from oomd.config.errors import ConfigError
+from oomd.config.ir import ConfigIR, PluginIR, RulesetIR
+from oomd.engine.engine import Engine
+from oomd.engine.plugin import ArgError, Plugin, PluginEnv, PluginInitError
+from oomd.engine.ruleset import DetectorGroup, Ruleset
+from oomd.plugins import registry
+
+DEFAULT_POST_ACTION_DELAY = 15
+DEFAULT_PREKILL_HOOK_TIMEOUT = 5
+
+
+@dataclass
+class Compiled:
+    engine: Engine
+    #: Non-fatal findings, each with its location (lenient arg values, plugins that
+    #: cannot work on this host, ...).
+    warnings: list[str] = field(default_factory=list)
+
+
+class _Compiler:
+    def __init__(self, ir: ConfigIR, env: PluginEnv) -> None:
+        self.ir = ir
+        self.env = env
+        self.problems: list[str] = []
+        self.warnings: list[str] = list(ir.warnings)
+
+    def fail(self, where: str, message: str) -> None:
+        self.problems.append(f"{self.ir.source}: {where}: {message}")
+
+    def warn(self, where: str, message: str) -> None:
+        self.warnings.append(f"{self.ir.source}: {where}: {message}")
+
+    def plugin(self, ir: PluginIR, where: str) -> Plugin | None:
+        if not ir.name:
+            self.fail(where, "Plugin is missing name")
+            return None
+        cls = registry.get(ir.name)
+        where = f'{where}: plugin "{ir.name}"'
+        if cls is None:
+            if ir.name in registry.UPSTREAM:
+                self.fail(where, "this upstream oomd plugin is not implemented yet in this version")
+            else:
+                self.fail(where, f"Could not locate plugin={ir.name} in plugin registry")
+            return None
+        ok = True
+        for arg in ir.bad_args:
+            self.fail(
+                where,
+                f'arg "{arg}" must be a string, number or bool '
+                "(upstream silently drops it and every arg sorting after it)",
+            )
+            ok = False
+        values: dict[str, object] = {}
+        if not cls.accepts_any_args:
+            known = {a.name: a for a in cls.args}
+            for a in cls.args:
+                if a.required and a.name not in ir.args:
+                    self.fail(where, f'Required arg "{a.name}" missing')
+                    ok = False
+            for key, text in ir.args.items():
+                spec = known.get(key)
+                if spec is None:
+                    self.fail(
+                        where, f'Unknown arg "{key}" (known args: {", ".join(sorted(known))})'
+                    )
+                    ok = False
+                    continue
+                try:
+                    values[key] = spec.parse(text, self.env)
+                except ValueError as e:
+                    self.fail(where, f'arg "{key}": {e}')
+                    ok = False
+                for note in self.env.notes:
+                    self.warn(where, f'arg "{key}": {note}')
+                self.env.notes.clear()
+        if not ok:
+            return None
+        try:
+            plugin = cls(self.env, values)
+        except ArgError as e:
+            self.fail(where, f'arg "{e.arg}": {e.message}' if e.arg else e.message)
+            return None
+        except PluginInitError as e:
+            self.fail(where, f"failed to init: {e}")
+            return None
+        self.check_host(plugin, where)
+        return plugin
+
+    def check_host(self, plugin: Plugin, where: str) -> None:
+        available = self.env.controllers
+        if available is None or not plugin.needs_controllers:
+            return
+        missing = plugin.needs_controllers - available
+        if missing:
+            names = ", ".join(sorted(missing))
+            plugin.unavailable = (
+                f"cgroup2 controller(s) {names} not enabled at {self.env.cgroup_fs}"
+            )
+            self.warn(where, f"cannot work on this host ({plugin.unavailable}); it is disabled")
+
+    def delay(self, text: str, default: int, where: str, key: str) -> int:
+        if not text:
+            return default
+        parsed = c_int_prefix(text)
+        if parsed is None:
+            self.fail(where, f"Ruleset {key} must be an integer, not {text!r}")
+            return default
+        value, rest = parsed
+        if value > 2**31 - 1:
+            self.fail(where, f"Ruleset {key} {text!r} is out of range")
+            return default
+        if rest:
+            self.warn(
+                where, f"{key} {text!r} read as {value} (trailing {rest!r} ignored, as upstream)"
+            )
+        if value < 0:
+            self.fail(where, f"Ruleset {key} must be non-negative")
+        return value
+
+    def ruleset(self, ir: RulesetIR, index: int) -> Ruleset | None:
+        where = f'ruleset "{ir.name}"' if ir.name else f"ruleset #{index + 1}"
+        before = len(self.problems)
+        if not ir.name:
+            self.fail(where, "Ruleset is missing name")
+        silence_engine = silence_plugins = False
+        for part in ir.silence_logs.strip(" \t\r\n").split(","):
+            part = part.strip(" \t\r\n")
+            if not part:
+                continue
+            if part == "engine":
+                silence_engine = True
+            elif part == "plugins":
+                silence_plugins = True
+            else:
+                self.fail(where, f"Unrecognized log source={part}")
+        if not ir.detector_groups or not ir.actions:
+            self.fail(where, "Ruleset is missing DetectorGroups or missing Actions")
+        post_action_delay = self.delay(
+            ir.post_action_delay, DEFAULT_POST_ACTION_DELAY, where, "post_action_delay"
+        )
+        prekill_timeout = self.delay(
+            ir.prekill_hook_timeout, DEFAULT_PREKILL_HOOK_TIMEOUT, where, "prekill_hook_timeout"
+        )
+        if ir.cgroup:
+            self.fail(where, 'ruleset-level "cgroup" (per-cgroup rulesets) is not supported yet')
+        elif ir.xattr_filter:
+            self.warn(
+                where, '"xattr_filter" has no effect without a ruleset-level "cgroup" (as upstream)'
+            )
+        groups: list[DetectorGroup] = []
+        for g_index, group in enumerate(ir.detector_groups):
+            g_where = (
+                f'{where}: detector group "{group.name}"'
+                if group.name
+                else f"{where}: detector group #{g_index + 1}"
+            )
+            if not group.name:
+                self.fail(g_where, "DetectorGroup is missing name")
+            if not group.detectors:
+                self.fail(g_where, "DetectorGroup is missing Detectors")
+            detectors = []
+            for d_index, det in enumerate(group.detectors):
+                plugin = self.plugin(det, f"{g_where}: detector #{d_index + 1}")
+                if plugin is not None:
+                    detectors.append(plugin)
+            groups.append(DetectorGroup(group.name, detectors))
+        actions = []
+        for a_index, action in enumerate(ir.actions):
+            plugin = self.plugin(action, f"{where}: action #{a_index + 1}")
+            if plugin is not None:
+                actions.append(plugin)
+        if len(self.problems) != before:
+            return None
+        return Ruleset(
+            name=ir.name,
+            detector_groups=groups,
+            actions=actions,
+            post_action_delay=post_action_delay,
+            prekill_hook_timeout=prekill_timeout,
+            silence_engine=silence_engine,
+            silence_plugins=silence_plugins,
+        )
+
+    def compile(self) -> Compiled:
+        rulesets = []
+        for index, rs in enumerate(self.ir.rulesets):
+            compiled = self.ruleset(rs, index)
+            if compiled is not None:
+                rulesets.append(compiled)
+        if self.ir.prekill_hooks:
+            self.fail("prekill_hooks", "prekill hooks are not supported yet")
+        if self.problems:
+            raise ConfigError(self.problems)
+        return Compiled(Engine(rulesets), self.warnings)
+
+
+def compile_config(ir: ConfigIR, env: PluginEnv) -> Compiled:
+    """Build the engine for ``ir``; raises ConfigError listing every problem."""
+    return _Compiler(ir, env).compile()

@@ -1,0 +1,84 @@
+"""The typed intermediate form of a config: what the JSON said, before plugins exist.
+
+Values stay as upstream's parser keeps them (strings; plugin args stringified the
+jsoncpp way) so the compiler applies upstream's validation rules in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PluginIR:
+    name: str
+    args: dict[str, str]
+    #: Args whose JSON value was null, an array or an object. Upstream silently drops
+    #: them (and every arg sorting after them); we reject them with a clear error.
+    bad_args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DropInIR:
+    disable_on_drop_in: bool = False
+    detectors: bool = False
+    actions: bool = False
+
+
+@dataclass(frozen=True)
+class DetectorGroupIR:
+    name: str
+    detectors: tuple[PluginIR, ...]
+
+
+@dataclass(frozen=True)
+class RulesetIR:
+    name: str
+    detector_groups: tuple[DetectorGroupIR, ...] = ()
+    actions: tuple[PluginIR, ...] = ()
+    dropin: DropInIR = field(default_factory=DropInIR)
+    silence_logs: str = ""
+    post_action_delay: str = ""
+    prekill_hook_timeout: str = ""
+    cgroup: str = ""
+    xattr_filter: str = ""
+
+
+@dataclass(frozen=True)
+class ConfigIR:
+    rulesets: tuple[RulesetIR, ...] = ()
+    prekill_hooks: tuple[PluginIR, ...] = ()
+    #: Where the config came from (a path, or "<default policy>"), for messages.
+    source: str = "<config>"
+    #: Non-fatal findings of the parser (e.g. ignored trailing content).
+    warnings: tuple[str, ...] = ()
+
+    def dump(self) -> list[str]:
+        """Upstream's IR dump lines (logged after parsing; cosmetic)."""
+        lines = [f" {len(self.prekill_hooks)} PrekillHooks="]
+        for hook in self.prekill_hooks:
+            lines += [f"   Hook={hook.name}", "     Args="]
+            lines += [f"       {k}={v}" for k, v in hook.args.items()]
+        lines.append(f" {len(self.rulesets)} Rulesets=")
+        for rs in self.rulesets:
+            lines += [
+                f"   Ruleset={rs.name}",
+                "     DropIn=",
+                f"       Detectors={int(rs.dropin.detectors)}",
+                f"       Actions={int(rs.dropin.actions)}",
+                f"       DisableOnDrop={int(rs.dropin.disable_on_drop_in)}",
+                f"     SilenceLogs={rs.silence_logs}",
+                f"     PostActionDelay={rs.post_action_delay}",
+                f"     PrekillHookTimeout={rs.prekill_hook_timeout}",
+                f"     XattrFilter={rs.xattr_filter}",
+                f"     Cgroup={rs.cgroup}",
+            ]
+            for group in rs.detector_groups:
+                lines.append(f"     DetectorGroup={group.name}")
+                for det in group.detectors:
+                    lines += [f"       Detector={det.name}", "         Args="]
+                    lines += [f"           {k}={v}" for k, v in det.args.items()]
+            for action in rs.actions:
+                lines += [f"     Action={action.name}", "       Args="]
+                lines += [f"         {k}={v}" for k, v in action.args.items()]
+        return lines

@@ -1,0 +1,287 @@
+"""The daemon: start-up checks, the runtime lock, and the tick loop.
+
+Ticks run on the monotonic clock at fixed times (start + k * interval, missed slots
+skipped) so the period does not drift by the processing time as upstream's does; the
+first tick runs at once instead of one interval after start. SIGTERM and SIGINT are
+handled between ticks: log, release the lock, then die by the same signal (as upstream
+HEAD, so the exit status is 128 + signal).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import os
+import select
+import signal
+import time
+from dataclasses import dataclass
+
+from oomd import log
+from oomd.cgroup import mount
+from oomd.cgroup.context import OomdContext
+from oomd.cgroup.system import SystemContext
+from oomd.cli import Options
+from oomd.config.compiler import Compiled, compile_config
+from oomd.config.default_policy import DEFAULT_POLICY_NAME, DEFAULT_POLICY_TEXT
+from oomd.config.errors import ConfigError
+from oomd.config.ir import ConfigIR
+from oomd.config.parser import load_config, parse_config
+from oomd.engine.plugin import PluginEnv
+from oomd.log import Kmsg, NullKmsg
+from oomd.stats import CORE_KEYS, Stats
+
+EXIT_CANT_RECOVER = 3
+LOCK_FILE = "oomd.lock"
+
+_MCL_CURRENT, _MCL_FUTURE, _MCL_ONFAULT = 1, 2, 4
+
+
+def own_cgroup(cgroup_fs: str, proc_root: str = "/proc") -> str | None:
+    """Absolute path of this process's cgroup2 cgroup under the mount that holds
+    ``cgroup_fs``, from ``/proc/self/cgroup``."""
+    try:
+        with open(f"{proc_root}/self/cgroup", encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    relative = next((line[3:] for line in lines if line.startswith("0::")), None)
+    if relative is None:
+        return None
+    for mount_point in mount.cgroup2_mounts(f"{proc_root}/self/mountinfo"):
+        if mount.is_under(cgroup_fs, mount_point):
+            base = mount_point.rstrip("/")
+            return base + relative if relative != "/" else (base or "/")
+    return None
+
+
+def _load_ir(opts: Options) -> tuple[ConfigIR, bool]:
+    """The config to run and whether it is the built-in default policy."""
+    if not opts.config_given and not os.path.exists(opts.config):
+        return parse_config(DEFAULT_POLICY_TEXT, DEFAULT_POLICY_NAME), True
+    return load_config(opts.config), False
+
+
+def _env(cgroup_fs: str, kmsg: Kmsg, dry_run: bool, stats: Stats | None = None) -> PluginEnv:
+    return PluginEnv(
+        cgroup_fs=cgroup_fs,
+        system=SystemContext(),
+        kmsg=kmsg,
+        stats=stats if stats is not None else Stats(),
+        dry_run=dry_run,
+        controllers=mount.controllers(cgroup_fs),
+        own_cgroup=own_cgroup(cgroup_fs),
+    )
+
+
+def _describe(compiled: Compiled) -> list[str]:
+    lines = []
+    for ruleset in compiled.engine.rulesets:
+        lines.append(f'ruleset "{ruleset.name}" (post_action_delay={ruleset.post_action_delay}s)')
+        for group in ruleset.detector_groups:
+            lines.append(
+                f'  detector group "{group.name}": ' + ", ".join(d.name for d in group.detectors)
+            )
+        lines.append("  actions: " + " -> ".join(a.name for a in ruleset.actions))
+    return lines
+
+
+def check_config(opts: Options) -> int:
+    """``-c FILE``: parse and compile, print what was understood, exit 0 or 1."""
+    try:
+        cgroup_fs, _ = mount.resolve_cgroup_fs(opts.cgroup_fs)
+    except mount.CgroupFsError:
+        cgroup_fs = opts.cgroup_fs or mount.DEFAULT_CGROUP_FS
+    try:
+        ir = load_config(opts.config)
+        compiled = compile_config(ir, _env(cgroup_fs, NullKmsg(), opts.dry_run))
+    except ConfigError as e:
+        for problem in e.problems:
+            log.raw(problem)
+        log.raw("Config is not valid")
+        return 1
+    for warning in compiled.warnings:
+        log.raw("warning: " + warning)
+    for line in _describe(compiled):
+        log.raw(line)
+    log.raw("Config is valid")
+    return 0
+
+
+def _try_mlockall() -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.mlockall(_MCL_CURRENT | _MCL_FUTURE | _MCL_ONFAULT) != 0:
+            err = ctypes.get_errno()
+            log.always(
+                f"Warning: mlockall failed ({os.strerror(err)}); oomd's memory may be swapped out"
+            )
+    except (OSError, AttributeError) as e:
+        log.always(f"Warning: mlockall unavailable ({e})")
+
+
+def _try_oom_score_adj() -> None:
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("-1000")
+    except OSError as e:
+        log.always(
+            f"Warning: cannot set oom_score_adj to -1000 ({e.strerror}); the kernel OOM killer may pick oomd"
+        )
+
+
+class LockError(Exception):
+    pass
+
+
+def acquire_lock(runtime_dir: str) -> int:
+    """Create the runtime dir and hold ``oomd.lock`` exclusively; returns the fd."""
+    path = os.path.join(runtime_dir, LOCK_FILE)
+    try:
+        os.makedirs(runtime_dir, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        raise LockError(f'Failed to open lock file="{path}": {e.strerror}') from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        holder = os.read(fd, 32).decode(errors="replace").strip()
+        os.close(fd)
+        who = (
+            f" (held by pid {holder}: is another oomd running?)"
+            if holder
+            else " (is another oomd running?)"
+        )
+        raise LockError(
+            f'Failed to acquire exclusive runtime lock="{path}": {e.strerror}{who}'
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+def psi_available(proc_root: str = "/proc") -> bool:
+    for name in ("pressure/memory", "mempressure"):
+        try:
+            with open(f"{proc_root}/{name}", encoding="utf-8") as f:
+                if f.readline():
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+@dataclass
+class _Signals:
+    """SIGTERM/SIGINT set a flag and wake the loop through a pipe."""
+
+    read_fd: int
+    write_fd: int
+    received: int = 0
+
+    @classmethod
+    def install(cls) -> _Signals:
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self = cls(r, w)
+
+        def handler(signum: int, _frame: object) -> None:
+            self.received = signum
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        return self
+
+    def wait(self, timeout: float) -> None:
+        if self.received or timeout <= 0:
+            return
+        poller = select.poll()
+        poller.register(self.read_fd, select.POLLIN)
+        with contextlib.suppress(InterruptedError):
+            poller.poll(timeout * 1000)
+        with contextlib.suppress(BlockingIOError):
+            os.read(self.read_fd, 512)
+
+
+def run(opts: Options) -> int:
+    """Daemon mode. Returns an exit status (or dies by SIGTERM/SIGINT)."""
+    try:
+        kmsg = Kmsg(opts.kmsg)
+    except OSError as e:
+        log.raw(f"open: {e.strerror}")
+        log.raw(f"Unable to open outfile {opts.kmsg}, not logging")
+        log.raw("Logging failed to initialize. Try running with sudo")
+        return 1
+    if not psi_available():
+        log.raw("PSI not detected. Is your system running a new enough kernel?")
+        log.raw("System requirements not met")
+        return EXIT_CANT_RECOVER
+    try:
+        cgroup_fs, fs_note = mount.resolve_cgroup_fs(opts.cgroup_fs)
+    except mount.CgroupFsError as e:
+        log.raw(str(e))
+        return EXIT_CANT_RECOVER
+    try:
+        ir, is_default = _load_ir(opts)
+    except ConfigError as e:
+        for problem in e.problems:
+            log.raw(problem)
+        return EXIT_CANT_RECOVER
+    banner = f"oomd running with conf_file={ir.source if is_default else opts.config} interval={opts.interval}"
+    if is_default:
+        banner += f" (no config at {opts.config}: running the built-in default policy)"
+    if opts.dry_run:
+        banner += " [--dry-run: no process will be killed]"
+    log.always(banner)
+    if fs_note:
+        log.always(fs_note)
+    for line in ir.dump():
+        log.info(line)
+    stats = Stats()
+    for key in CORE_KEYS:
+        stats.set(key, 0)
+    env = _env(cgroup_fs, kmsg, opts.dry_run, stats)
+    try:
+        compiled = compile_config(ir, env)
+    except ConfigError as e:
+        for problem in e.problems:
+            log.always(problem)
+        log.always("Config failed to compile")
+        return EXIT_CANT_RECOVER
+    for warning in compiled.warnings:
+        log.always("Warning: " + warning)
+    try:
+        lock_fd = acquire_lock(opts.runtime_dir)
+    except LockError as e:
+        log.always(str(e))
+        return 1
+    _try_mlockall()
+    _try_oom_score_adj()
+    signals = _Signals.install()
+    ctx = OomdContext(cgroup_fs, env.system)
+    engine = compiled.engine
+    log.always("Running oomd")
+    interval = float(opts.interval)
+    next_tick = time.monotonic()
+    while not signals.received:
+        try:
+            engine.tick(ctx)
+        except Exception as e:
+            log.always(f"Error during tick: {type(e).__name__}: {e}")
+        next_tick += interval
+        now = time.monotonic()
+        if next_tick <= now:
+            # Overran: skip the missed slots, keep the phase.
+            next_tick += interval * (int((now - next_tick) / interval) + 1)
+        signals.wait(next_tick - time.monotonic())
+    signum = signals.received
+    log.raw(f"Received signal {signum}. Exiting!")
+    os.close(lock_fd)
+    kmsg.close()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    return 128 + signum
+
+
+__all__ = ["EXIT_CANT_RECOVER", "acquire_lock", "check_config", "run"]

@@ -1,0 +1,1 @@
+"""Rulesets, detector groups, action chains and the plugin contract."""

@@ -1,0 +1,175 @@
+"""Rulesets: detector groups (AND inside, OR across) guarding an action chain.
+
+Semantics follow upstream's ``Ruleset.cpp``: every detector of every group runs every
+tick (sliding-window detectors must see every tick); the first firing group names the
+action context; a paused ruleset still runs its detectors; an action that returns
+ASYNC_PAUSED is resumed on the next unpaused tick whether or not a group fires.
+"""
+
+from __future__ import annotations
+
+import traceback
+import uuid
+from dataclasses import dataclass, field
+
+from oomd import log
+from oomd.cgroup.context import ActionContext, OomdContext
+from oomd.engine.plugin import Plugin, PluginRet
+
+
+def new_kill_uuid() -> str:
+    """Two random 64-bit numbers in unpadded lowercase hex, as upstream's generateUuid."""
+    value = uuid.uuid4().int
+    return f"{value >> 64:x}{value & 0xFFFFFFFFFFFFFFFF:x}"
+
+
+def run_plugin(plugin: Plugin, ctx: OomdContext, silence: bool, failure: PluginRet) -> PluginRet:
+    """Run one plugin's ``run`` with logs silenced if asked; an exception is logged and
+    turned into ``failure`` so that nothing escapes the tick."""
+    previous = log.set_silenced(silence) if silence else log.is_silenced()
+    try:
+        return plugin.run(ctx)
+    except Exception as e:
+        log.set_silenced(False)
+        log.always(
+            f"Plugin={plugin.name} raised {type(e).__name__}: {e}; treating as {failure.value}"
+        )
+        for line in traceback.format_exc().rstrip().splitlines():
+            log.always(line)
+        return failure
+    finally:
+        log.set_silenced(previous)
+
+
+def prerun_plugin(plugin: Plugin, ctx: OomdContext) -> None:
+    if plugin.unavailable is not None:
+        return
+    try:
+        plugin.prerun(ctx)
+    except Exception as e:
+        log.always(f"Plugin={plugin.name} prerun raised {type(e).__name__}: {e}")
+
+
+@dataclass
+class DetectorGroup:
+    name: str
+    detectors: list[Plugin]
+
+    def prerun(self, ctx: OomdContext) -> None:
+        for detector in self.detectors:
+            prerun_plugin(detector, ctx)
+
+    def check(self, ctx: OomdContext, silence_plugins: bool) -> bool:
+        """Run every detector (no short-circuit); fires iff none returned STOP."""
+        fired = True
+        for detector in self.detectors:
+            # A detector that cannot run on this host (or raises) counts as not firing.
+            if (
+                detector.unavailable is not None
+                or run_plugin(detector, ctx, silence_plugins, PluginRet.STOP) is PluginRet.STOP
+            ):
+                fired = False
+        return fired
+
+
+@dataclass
+class _Suspended:
+    action_index: int
+    action_context: ActionContext
+
+
+@dataclass
+class Ruleset:
+    name: str
+    detector_groups: list[DetectorGroup]
+    actions: list[Plugin]
+    post_action_delay: int = 15
+    prekill_hook_timeout: int = 5
+    silence_engine: bool = False
+    silence_plugins: bool = False
+    enabled: bool = True
+    paused_until: float = float("-inf")
+    _pause_override: float | None = field(default=None, repr=False)
+    _suspended: _Suspended | None = field(default=None, repr=False)
+
+    def pause_actions(self, seconds: float) -> None:
+        """Called by a kill plugin with its own ``post_action_delay`` on success: the
+        pause after this STOP lasts ``seconds`` instead of the ruleset's delay."""
+        self._pause_override = seconds
+
+    def prerun(self, ctx: OomdContext) -> None:
+        if not self.enabled:
+            return
+        for group in self.detector_groups:
+            group.prerun(ctx)
+        for action in self.actions:
+            prerun_plugin(action, ctx)
+
+    def _engine_log(self, msg: str) -> None:
+        if not self.silence_engine:
+            log.info(msg, depth=2)
+
+    def run_once(self, ctx: OomdContext) -> int:
+        """One tick. Returns 1 if an action chain ran to completion or STOP."""
+        if not self.enabled:
+            return 0
+        fired_group: DetectorGroup | None = None
+        for group in self.detector_groups:
+            if group.check(ctx, self.silence_plugins) and fired_group is None:
+                fired_group = group
+        now = ctx.now()
+        if fired_group is not None:
+            ctx.action_context = ActionContext(
+                self.name, fired_group.name, new_kill_uuid(), now + self.prekill_hook_timeout
+            )
+        ctx.invoking_ruleset = self
+        try:
+            # A delay of 0 must not pause, hence strictly "now < until".
+            if now < self.paused_until:
+                return 0
+            cgroup = ctx.ruleset_cgroup.absolute if ctx.ruleset_cgroup is not None else ""
+            if self._suspended is not None:
+                suspended, self._suspended = self._suspended, None
+                ctx.action_context = suspended.action_context
+                self._engine_log(
+                    f"DetectorGroup={suspended.action_context.detector_group} has fired for "
+                    f"Ruleset={self.name} with ruleset cgroup `{cgroup}`. Running action chain from state."
+                )
+                return self._run_chain(ctx, suspended.action_index)
+            if fired_group is None:
+                return 0
+            self._engine_log(
+                f"DetectorGroup={fired_group.name} has fired for Ruleset={self.name} "
+                f"with ruleset cgroup `{cgroup}`. Running action chain."
+            )
+            return self._run_chain(ctx, 0)
+        finally:
+            ctx.action_context = ActionContext()
+            ctx.invoking_ruleset = None
+
+    def _run_chain(self, ctx: OomdContext, start: int) -> int:
+        for index in range(start, len(self.actions)):
+            action = self.actions[index]
+            self._engine_log(f"Running Action={action.name}")
+            if action.unavailable is not None:
+                # Named at start-up; an action that cannot work here is skipped.
+                ret = PluginRet.CONTINUE
+            else:
+                ret = run_plugin(action, ctx, self.silence_plugins, PluginRet.STOP)
+            if ret is PluginRet.CONTINUE:
+                self._engine_log(
+                    f"Action={action.name} returned CONTINUE. Continuing action chain."
+                )
+                continue
+            if ret is PluginRet.STOP:
+                self._engine_log(f"Action={action.name} returned STOP. Terminating action chain.")
+                delay = (
+                    self.post_action_delay if self._pause_override is None else self._pause_override
+                )
+                self.paused_until = ctx.now() + delay
+                self._pause_override = None
+                return 1
+            self._suspended = _Suspended(index, ctx.action_context)
+            log.info(f"Action={action.name} returned ASYNC. Yielding action chain.")
+            return 0
+        return 1

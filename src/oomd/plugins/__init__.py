@@ -1,0 +1,1 @@
+"""Built-in plugins: detectors, kill plugins (one shared kill core) and other actions."""

@@ -1,0 +1,290 @@
+"""The kill core shared by every kill plugin (upstream's ``BaseKillPlugin``).
+
+A kill plugin supplies only a ranking (``rank``) and its "Picked" log line
+(``pick_reason``). This module owns the rest: candidate lookup, recursive descent
+honouring ``memory.oom.group``, skipping empty cgroups, the daemon's own cgroup guard,
+dry runs, xattrs, the kmsg kill line, stats and the pause after a kill.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+from oomd import log, stats
+from oomd.cgroup.context import INT64_MAX, CgroupContext, OomdContext
+from oomd.cgroup.path import CgroupPattern
+from oomd.engine.args import (
+    CGROUP_ARG,
+    RULESET_CGROUP_ARG,
+    parse_bool,
+    parse_unsigned_int,
+    require_cgroups,
+)
+from oomd.engine.plugin import Arg, Plugin, PluginRet
+from oomd.engine.ruleset import new_kill_uuid
+from oomd.kill import Killer, record_kill_done, record_kill_start
+
+#: Context dumps show at most this many cgroups unless the plugin's ``debug`` is set
+#: (upstream dumps every non-negligible candidate, which at 10,000 cgroups is 60,000
+#: log lines per kill attempt).
+DUMP_LIMIT = 10
+
+KMEMALLOC_PROFILER = os.path.join(tempfile.gettempdir(), "oomd_kmemalloc_profiler")
+
+KILL_ARGS: tuple[Arg[Any], ...] = (
+    CGROUP_ARG,
+    RULESET_CGROUP_ARG,
+    Arg("recursive", parse_bool, default=False),
+    Arg("post_action_delay", parse_unsigned_int, default=None),
+    Arg("dry", parse_bool, default=False),
+    Arg("always_continue", parse_bool, default=False),
+    Arg("debug", parse_bool, default=False),
+    Arg("kernelkill", parse_bool, default=False),
+    Arg("reap_memory", parse_bool, default=True),
+    Arg("log_kmemalloc_prekill", parse_bool, default=False),
+)
+
+
+def mb(value: int) -> int:
+    """Bytes -> MiB as upstream's ``x / 1024 / 1024`` (truncating toward zero)."""
+    return value >> 20 if value >= 0 else -((-value) >> 20)
+
+
+def fmt_float(value: float) -> str:
+    """C++ ostream's default float formatting (6 significant digits)."""
+    return f"{value:g}"
+
+
+def dump_cgroups(ctx: OomdContext, cgroups: Sequence[CgroupContext], skip_negligible: bool) -> None:
+    """Upstream's "Dumping OomdContext" block for a ranked list of cgroups."""
+    log.info("Dumping OomdContext: ", depth=2)
+    shown = 0
+    mem_min = ctx.system.meminfo_value("MemTotal") // 1000
+    swap_min = ctx.system.meminfo_value("SwapTotal") // 1000
+    for cg in cgroups:
+        mp = cg.mem_pressure()
+        io = cg.io_pressure()
+        current = cg.current_usage() or 0
+        average = cg.average_usage() or 0
+        swap = cg.swap_usage() or 0
+        if skip_negligible:
+            pressures = ((mp.avg10, mp.avg60, mp.avg300) if mp else ()) + (
+                (io.avg10, io.avg60, io.avg300) if io else ()
+            )
+            if not (
+                any(p >= 1 for p in pressures)
+                or current > mem_min
+                or average > mem_min
+                or swap > swap_min
+            ):
+                continue
+            if shown == DUMP_LIMIT:
+                log.info(
+                    f"... more cgroups not shown (set debug=true to see all {len(cgroups)})",
+                    depth=2,
+                )
+                break
+        shown += 1
+        m = mp or _ZERO
+        i = io or _ZERO
+        log.info(f"name={cg.path.relative}", depth=2)
+        log.info(
+            f"  pressure={fmt_float(m.avg10)}:{fmt_float(m.avg60)}:{fmt_float(m.avg300)}-"
+            f"{fmt_float(i.avg10)}:{fmt_float(i.avg60)}:{fmt_float(i.avg300)}",
+            depth=2,
+        )
+        high = cg.memory_high()
+        high_tmp = cg.memory_high_tmp()
+        maximum = cg.memory_max()
+        log.info(
+            f"  mem={current >> 20}MB mem_avg={average >> 20}MB mem_low={(cg.memory_low() or 0) >> 20}MB"
+            f" mem_min={(cg.memory_min() or 0) >> 20}MB"
+            f" mem_high={(INT64_MAX if high is None else high) >> 20}MB"
+            f" mem_high_tmp={(INT64_MAX if high_tmp is None else high_tmp) >> 20}MB"
+            f" mem_max={(INT64_MAX if maximum is None else maximum) >> 20}MB"
+            f" mem_prot={(cg.memory_protection() or 0) >> 20}MB anon={(cg.anon_usage() or 0) >> 20}MB"
+            f" swap_usage={swap >> 20}MB",
+            depth=2,
+        )
+        log.info(
+            f"  io_cost_cumulative={fmt_float(cg.io_cost_cumulative() or 0.0)}"
+            f" io_cost_rate={fmt_float(cg.io_cost_rate() or 0.0)}",
+            depth=2,
+        )
+        log.info(
+            f"  pg_scan_cumulative={cg.pg_scan_cumulative() or 0} pg_scan_rate={cg.pg_scan_rate() or 0}",
+            depth=2,
+        )
+        log.info(f"  kill_preference={cg.kill_preference().name}", depth=2)
+
+
+class _Zero:
+    avg10 = avg60 = avg300 = 0.0
+
+
+_ZERO = _Zero()
+
+
+def sort_with_preferences(
+    cgroups: Sequence[CgroupContext], key: Callable[[CgroupContext], tuple[float, ...] | float]
+) -> list[CgroupContext]:
+    """Descending by (kill preference, key). Ties keep input (path) order, so equal
+    candidates are chosen deterministically: the smallest path first (upstream's order
+    is unspecified there)."""
+    return sorted(cgroups, key=lambda c: (int(c.kill_preference()), key(c)), reverse=True)
+
+
+class KillPlugin(Plugin):
+    """Base class of every kill plugin."""
+
+    args: ClassVar[tuple[Arg[Any], ...]] = KILL_ARGS
+
+    cgroup: tuple[CgroupPattern, ...]
+    ruleset_cgroup: tuple[CgroupPattern, ...]
+    recursive: bool
+    post_action_delay: int | None
+    dry: bool
+    always_continue: bool
+    debug: bool
+    kernelkill: bool
+    reap_memory: bool
+    log_kmemalloc_prekill: bool
+
+    killer: Killer
+
+    def setup(self) -> None:
+        require_cgroups(self)
+        self.env.stats.set(stats.KILLS, self.env.stats.get(stats.KILLS) or 0)
+        self.killer = Killer(sleep=self.env.sleep)
+
+    # -- what a heuristic provides -----------------------------------------------
+
+    def rank(self, ctx: OomdContext, cgroups: list[CgroupContext]) -> list[CgroupContext]:
+        """Best victim first; may drop cgroups that must not be killed."""
+        raise NotImplementedError
+
+    def pick_reason(
+        self, ctx: OomdContext, target: CgroupContext, peers: list[CgroupContext]
+    ) -> str:
+        """The "Picked ..." log line explaining why ``target`` was chosen."""
+        raise NotImplementedError
+
+    # -- shared machinery ---------------------------------------------------------
+
+    @property
+    def is_dry(self) -> bool:
+        return self.dry or self.env.dry_run
+
+    def candidates(self, ctx: OomdContext) -> list[CgroupContext]:
+        return ctx.resolve(self.cgroup, self.ruleset_cgroup)
+
+    def prerun_on_cgroups(self, ctx: OomdContext, fn: Callable[[CgroupContext], object]) -> None:
+        """Apply ``fn`` to every candidate (and, when recursive, every descendant down to
+        a ``memory.oom.group`` cgroup) so per-tick history is kept for ranking."""
+        stack = list(self.candidates(ctx))
+        while stack:
+            cg = stack.pop()
+            if self.recursive and not cg.oom_group():
+                stack.extend(ctx.children(cg))
+            fn(cg)
+
+    def run(self, ctx: OomdContext) -> PluginRet:
+        if not self.try_to_kill_something(ctx, self.candidates(ctx)) or self.always_continue:
+            return PluginRet.CONTINUE
+        ruleset = ctx.invoking_ruleset
+        if ruleset is not None and self.post_action_delay is not None:
+            ruleset.pause_actions(self.post_action_delay)
+        return PluginRet.STOP
+
+    def try_to_kill_something(self, ctx: OomdContext, initial: list[CgroupContext]) -> bool:
+        ranked = self.rank(ctx, initial)
+        dump_cgroups(ctx, ranked, not self.debug)
+        # Depth-first with backtracking: if the best victim cannot be killed, try its
+        # next-best sibling, then the parent's next-best sibling, and so on.
+        stack: list[tuple[CgroupContext, list[CgroupContext]]] = [
+            (c, ranked) for c in reversed(ranked)
+        ]
+        while stack:
+            cg, peers = stack.pop()
+            if self.recursive and not cg.oom_group():
+                children = ctx.children(cg)
+                if children:
+                    log.info(self.pick_reason(ctx, cg, peers))
+                    ranked_children = self.rank(ctx, children)
+                    dump_cgroups(ctx, ranked_children, not self.debug)
+                    stack.extend((c, ranked_children) for c in reversed(ranked_children))
+                    continue
+            # Nothing to kill in an empty cgroup, or one whose anon memory is gone
+            # already (e.g. killed earlier but stuck exiting): skip, as upstream HEAD.
+            if cg.is_populated() is False or cg.anon_usage() == 0:
+                continue
+            if self.is_protected(ctx, cg):
+                log.info(f"Not killing {cg.path.absolute}: it contains oomd itself")
+                continue
+            log.info(self.pick_reason(ctx, cg, peers))
+            if self.kill_and_log(ctx, cg):
+                return True
+        return False
+
+    def is_protected(self, ctx: OomdContext, cg: CgroupContext) -> bool:
+        own = self.env.own_cgroup
+        if own is None:
+            return False
+        victim = cg.path.absolute
+        return own == victim or own.startswith(victim.rstrip("/") + "/")
+
+    def kill_and_log(self, ctx: OomdContext, cg: CgroupContext) -> bool:
+        """Kill one cgroup and write the kill line; True if anything was killed."""
+        path = cg.path.absolute
+        dry = self.is_dry
+        error: str | None = None
+        if dry:
+            log.info(f"OOMD: In dry-run mode; would have tried to kill {path}")
+            killed = 1
+        else:
+            suffix = " with cgroup.freeze and cgroup.kill" if self.kernelkill else ""
+            log.info(f"Trying to kill {path}{suffix}")
+            self._log_memory_stat(cg)
+            record_kill_start(path, new_kill_uuid())
+            report = self.killer.kill(path, freeze=self.kernelkill, reap=self.reap_memory)
+            killed, error = report.killed, report.error
+            record_kill_done(path, killed)
+        rel = cg.path.relative
+        if error is not None:
+            log.info(f"Failed to kill cgroup {rel}: {error}")
+        elif killed == 0:
+            log.info(f"No processed killed from {rel}")
+        else:
+            p = cg.mem_pressure() or _ZERO
+            action = ctx.action_context
+            line = (
+                f"{p.avg10:.2f} {p.avg60:.2f} {p.avg300:.2f} {rel} {cg.current_usage() or 0} "
+                f"ruleset:[{action.ruleset_name}] detectorgroup:[{action.detector_group}] "
+                f"killer:{'(dry)' if dry else ''}{self.name} v2"
+            )
+            if not dry:
+                self.env.stats.increment(stats.KILLS)
+            self.env.kmsg.write(line, "oomd kill")
+            if self.log_kmemalloc_prekill:
+                self._copy_kmemalloc_profile()
+        return killed > 0
+
+    def _log_memory_stat(self, cg: CgroupContext) -> None:
+        stat = cg.memory_stat()
+        if stat is None:
+            log.info(f"Failed to open {cg.path.absolute}/memory.stat")
+            return
+        log.info(f"memory.stat for {cg.path.relative}: ")
+        for line in stat.lines():
+            log.info(line)
+
+    def _copy_kmemalloc_profile(self) -> None:
+        try:
+            with open(KMEMALLOC_PROFILER, encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    self.env.kmsg.write(line.rstrip("\n"), "")
+        except OSError:
+            pass

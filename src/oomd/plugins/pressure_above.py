@@ -1,0 +1,69 @@
+"""``pressure_above``: fires when the 10 s full pressure of the most pressured of its
+cgroups stays above ``threshold`` percent for ``duration`` seconds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from oomd import log
+from oomd.cgroup.context import CgroupContext, OomdContext
+from oomd.cgroup.fs import ZERO_PRESSURE, Pressure
+from oomd.cgroup.path import CgroupPattern
+from oomd.engine.args import (
+    CGROUP_ARG,
+    RULESET_CGROUP_ARG,
+    parse_int,
+    parse_resource,
+    require_cgroups,
+)
+from oomd.engine.plugin import Arg, Plugin, PluginRet
+from oomd.plugins.timer import ThresholdTimer
+
+
+def most_pressured(cgroups: Sequence[CgroupContext], resource: str) -> tuple[Pressure, int]:
+    """The highest ``3*avg10 + 2*avg60 + avg300`` full pressure among ``cgroups`` (a
+    cgroup without the file counts as zero) and that cgroup's memory usage."""
+    best = ZERO_PRESSURE
+    usage = 0
+    best_score = 0.0
+    for cg in cgroups:
+        p = cg.pressure(resource) or ZERO_PRESSURE
+        score = p.avg10 * 3 + p.avg60 * 2 + p.avg300
+        if score > best_score:
+            best, best_score = p, score
+            usage = cg.current_usage() or 0
+    return best, usage
+
+
+class PressureAbove(Plugin):
+    name = "pressure_above"
+    args: ClassVar[tuple[Arg[Any], ...]] = (
+        CGROUP_ARG,
+        RULESET_CGROUP_ARG,
+        Arg("resource", parse_resource, required=True),
+        Arg("threshold", parse_int, required=True),
+        Arg("duration", parse_int, required=True),
+    )
+
+    cgroup: tuple[CgroupPattern, ...]
+    ruleset_cgroup: tuple[CgroupPattern, ...]
+    resource: str
+    threshold: int
+    duration: int
+
+    def setup(self) -> None:
+        require_cgroups(self)
+        self.timer = ThresholdTimer()
+
+    def run(self, ctx: OomdContext) -> PluginRet:
+        pressure, usage = most_pressured(
+            ctx.resolve(self.cgroup, self.ruleset_cgroup), self.resource
+        )
+        if self.timer.update(pressure.avg10 > self.threshold, ctx.now(), self.duration):
+            log.info(
+                f"10s pressure {pressure.avg10:.2f} is over the threshold of {self.threshold} "
+                f"for {self.duration} seconds , total usage is {usage >> 20}MB"
+            )
+            return PluginRet.CONTINUE
+        return PluginRet.STOP

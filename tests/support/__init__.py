@@ -1,0 +1,1 @@
+"""Test support: the one fake cgroup tree builder, fake /proc, and process helpers."""
