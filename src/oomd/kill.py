@@ -199,10 +199,8 @@ class Killer:
             if pid in self.protected_pids or pid in opened:
                 continue
             old = pidfds.get(pid)
-            if old is not None:
-                if not _has_exited(old):
-                    continue  # Already signalled and still dying: not a new process.
-                os.close(pidfds.pop(pid))
+            if old is not None and not _has_exited(old):
+                continue  # Already signalled and still dying: not a new process.
             stat = proc_stat(pid, self.proc_root)
             if stat is not None and stat[1] in ("Z", "X"):
                 continue  # Dead already; its parent will reap it (as upstream HEAD).
@@ -229,6 +227,10 @@ class Killer:
                 entries[pid] += f"[E{e.errno}]"
                 os.close(fd)
                 continue
+            previous = pidfds.get(pid)
+            if previous is not None:
+                # The pid was recycled by a new process in the cgroup: track the new one.
+                os.close(previous)
             pidfds[pid] = fd
             killed.append(pid)
         labels = list(entries.values())

@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from oomd import log, stats
-from oomd.cgroup.context import INT64_MAX, CgroupContext, OomdContext
+from oomd.cgroup.context import INT64_MAX, CgroupContext, KillPreference, OomdContext
 from oomd.cgroup.path import CgroupPattern
 from oomd.engine.args import (
     CGROUP_ARG,
@@ -128,12 +128,17 @@ class _Zero:
 _ZERO = _Zero()
 
 
-def sort_with_preferences(
-    cgroups: Sequence[CgroupContext], key: Callable[[CgroupContext], tuple[float, ...] | float]
-) -> list[CgroupContext]:
-    """Descending by (kill preference, key). Ties keep input (path) order, so equal
-    candidates are chosen deterministically: the smallest path first (upstream's order
-    is unspecified there)."""
+class HasPreference(Protocol):
+    def kill_preference(self) -> KillPreference: ...
+
+
+V = TypeVar("V", bound=HasPreference)
+
+
+def sort_with_preferences(cgroups: Sequence[V], key: Callable[[V], Any]) -> list[V]:
+    """Descending by (kill preference, key): any PREFER beats any NORMAL beats any AVOID,
+    the key orders within a class. Ties keep input (path) order, so equal candidates are
+    chosen deterministically, the smallest path first (upstream's order is arbitrary)."""
     return sorted(cgroups, key=lambda c: (int(c.kill_preference()), key(c)), reverse=True)
 
 

@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from oomd.cgroup.context import CgroupContext, KillPreference, OomdContext
 from oomd.engine.args import parse_float, parse_int, parse_unsigned_int
@@ -38,6 +38,10 @@ class MemoryView(Protocol):
     def current_usage(self) -> int | None: ...
     def effective_usage(self) -> int | None: ...
     def memory_growth(self) -> float | None: ...
+    def kill_preference(self) -> KillPreference: ...
+
+
+M = TypeVar("M", bound=MemoryView)
 
 
 RankKey = tuple[int, float, int]
@@ -86,6 +90,14 @@ def growth_ranking(
     return GrowthRanking(size_threshold_bytes, min_effective, min_growth_ratio)
 
 
+def rank_by_memory(
+    peers: Sequence[M], size_threshold: int, growing_size_percentile: int, min_growth_ratio: float
+) -> list[M]:
+    """The peer group, best victim first (a pure function of what it reads)."""
+    ranking = growth_ranking(peers, size_threshold, growing_size_percentile, min_growth_ratio)
+    return sort_with_preferences(peers, lambda cg: ranking(cg)[1])
+
+
 def _parse_percentile(value: str, env: Any) -> int:
     number = parse_int(value, env)
     if not 0 <= number < 100:
@@ -126,8 +138,7 @@ class KillMemoryGrowth(KillPlugin):
         )
 
     def rank(self, ctx: OomdContext, cgroups: list[CgroupContext]) -> list[CgroupContext]:
-        ranking = self._ranking(cgroups)
-        return sort_with_preferences(cgroups, lambda cg: ranking(cg)[1])
+        return rank_by_memory(cgroups, self.size_threshold, self.growing_size_percentile, self.min_growth_ratio)
 
     def pick_reason(
         self, ctx: OomdContext, target: CgroupContext, peers: list[CgroupContext]
