@@ -1,0 +1,95 @@
+"""Run an oomd binary (ours or upstream's) as a real process against a fake tree.
+
+Upstream insists that ``--cgroup-fs`` lies under a cgroup2 mount, and so do we. The
+fake tree is therefore bind-mounted over the host's cgroup2 mount point inside a
+private mount namespace (``unshare -m``): the daemon sees the fake files at a cgroup2
+path, the host sees nothing, and the test keeps writing the tree at its own path.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from oomd.cgroup import mount
+
+
+def our_oomd() -> list[str]:
+    """The installed console script next to this interpreter, else ``python -m oomd``."""
+    script = Path(sys.executable).with_name("oomd")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "oomd"]
+
+
+def cgroup2_mount_point() -> str:
+    mounts = mount.cgroup2_mounts()
+    if not mounts:
+        pytest.skip("no cgroup2 filesystem mounted on this host")
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare(1) to mount a fake tree over cgroup2")
+    return mounts[0]
+
+
+class Daemon:
+    """A running daemon; stops it (SIGTERM, then SIGKILL) on ``stop``."""
+
+    def __init__(self, argv: Sequence[str], tree: Path, workdir: Path) -> None:
+        self.mount_point = cgroup2_mount_point()
+        self.stderr_path = workdir / "daemon.stderr"
+        self.kmsg_path = workdir / "kmsg"
+        self.kmsg_path.touch()
+        # "MOUNT" in argv stands for the cgroup2 mount point, where the tree will be.
+        argv = [self.mount_point if a == "MOUNT" else a for a in argv]
+        if "-f" not in argv:
+            argv = [*argv, "-f", self.mount_point]
+        inner = " ".join(shlex.quote(a) for a in [*argv, "--kmsg-override", str(self.kmsg_path)])
+        script = (
+            f"mount --bind {shlex.quote(str(tree))} {shlex.quote(self.mount_point)} && exec {inner}"
+        )
+        self._stderr = open(self.stderr_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
+        )
+
+    @property
+    def fs(self) -> str:
+        """The ``--cgroup-fs`` path under which the daemon sees the fake tree."""
+        return self.mount_point
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def kmsg(self) -> list[str]:
+        return self.kmsg_path.read_text(errors="replace").splitlines()
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            if self.proc.poll() is not None:
+                return predicate()
+            time.sleep(0.05)
+        return False
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._stderr.close()
+        return self.proc.returncode

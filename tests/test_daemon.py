@@ -1,0 +1,225 @@
+"""The real ``oomd`` process: start-up, the runtime lock, signals, and one kill end to
+end against a fake tree (bind-mounted over the cgroup2 mount in a private namespace)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from oomd.cli import Options
+from oomd.daemon import LockError, _load_ir, acquire_lock
+from tests.support.daemon import Daemon, our_oomd
+from tests.support.procs import Spawner
+from tests.support.tree import FakeTree
+
+CONFIG = {
+    "rulesets": [
+        {
+            "name": "protect workload",
+            "detectors": [
+                [
+                    "workload under pressure",
+                    {
+                        "name": "pressure_above",
+                        "args": {
+                            "cgroup": "workload.slice",
+                            "resource": "memory",
+                            "threshold": "40",
+                            "duration": "0",
+                        },
+                    },
+                ]
+            ],
+            "actions": [
+                {"name": "kill_by_memory_size_or_growth", "args": {"cgroup": "workload.slice/*"}}
+            ],
+        }
+    ]
+}
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    started: list[Daemon] = []
+    yield started
+    for d in started:
+        d.stop(signal.SIGKILL)
+
+
+def start(
+    daemons: list[Daemon], tree: FakeTree, tmp_path: Path, *args: str, config: object = CONFIG
+) -> Daemon:
+    cfg = tmp_path / "oomd.json"
+    cfg.write_text(json.dumps(config))
+    argv = [*our_oomd(), "-i", "1", "-D", str(tmp_path / "run"), *args]
+    if config is not None:
+        argv += ["-C", str(cfg)]
+    d = Daemon(argv, tree.root, tmp_path)
+    daemons.append(d)
+    return d
+
+
+def test_daemon_kills_exactly_the_chosen_cgroup(
+    tree: FakeTree, tmp_path: Path, spawner: Spawner, daemons: list[Daemon]
+) -> None:
+    small, big1, big2 = spawner.sleeper(), spawner.sleeper(), spawner.sleeper()
+    tree.cgroup("workload.slice", pressure=(60, 50, 40))
+    tree.cgroup(
+        "workload.slice/small.service", current=100 << 20, procs=[small.pid], stat={"anon": 1}
+    )
+    tree.cgroup(
+        "workload.slice/big.service",
+        current=400 << 20,
+        procs=[big1.pid, big2.pid],
+        stat={"anon": 1},
+        pressure=(61.5, 52, 41),
+    )
+    tree.cgroup("system.slice/bystander.service", current=900 << 20, stat={"anon": 1})
+    daemon = start(daemons, tree, tmp_path)
+    assert daemon.wait_for(lambda: any(line.startswith("oomd kill:") for line in daemon.kmsg())), (
+        daemon.stderr()
+    )
+    assert spawner.is_dead(big1) and spawner.is_dead(big2)
+    assert not spawner.is_dead(small, timeout=0.3)
+    assert daemon.kmsg()[0] == (
+        "oomd kill: 61.50 52.00 41.00 workload.slice/big.service 419430400 "
+        "ruleset:[protect workload] detectorgroup:[workload under pressure] "
+        "killer:kill_by_memory_size_or_growth v2"
+    )
+    assert tree.get_xattr("workload.slice/big.service", "trusted.oomd_kill") == b"2"
+    assert tree.get_xattr("workload.slice/big.service", "trusted.oomd_ooms") == b"1"
+    assert tree.get_xattr("workload.slice/small.service", "trusted.oomd_ooms") is None
+    status = daemon.stop(signal.SIGTERM)
+    assert status in (-signal.SIGTERM, 128 + signal.SIGTERM)
+    err = daemon.stderr()
+    assert "Running oomd" in err and "Received signal 15. Exiting!" in err
+
+
+def test_dry_run_flag_is_announced_first_and_kills_nothing(
+    tree: FakeTree, tmp_path: Path, spawner: Spawner, daemons: list[Daemon]
+) -> None:
+    victim = spawner.sleeper()
+    tree.cgroup("workload.slice", pressure=(60, 50, 40))
+    tree.cgroup(
+        "workload.slice/big.service", current=400 << 20, procs=[victim.pid], stat={"anon": 1}
+    )
+    daemon = start(daemons, tree, tmp_path, "--dry-run")
+    assert daemon.wait_for(lambda: any("killer:(dry)" in line for line in daemon.kmsg())), (
+        daemon.stderr()
+    )
+    assert not spawner.is_dead(victim, timeout=0.3)
+    first = daemon.stderr().splitlines()[0]
+    assert "oomd running with conf_file=" in first and "--dry-run" in first
+
+
+def test_second_instance_refuses_to_start(
+    tree: FakeTree, tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    tree.cgroup("workload.slice")
+    first = start(daemons, tree, tmp_path)
+    assert first.wait_for(lambda: "Running oomd" in first.stderr()), first.stderr()
+    second_dir = tmp_path / "second"
+    second_dir.mkdir()
+    second = Daemon(
+        [
+            *our_oomd(),
+            "-i",
+            "1",
+            "-D",
+            str(tmp_path / "run"),
+            "-C",
+            str(tmp_path / "oomd.json"),
+            "-f",
+            "MOUNT",
+        ],
+        tree.root,
+        second_dir,
+    )
+    daemons.append(second)
+    assert second.proc.wait(20) == 1
+    assert 'Failed to acquire exclusive runtime lock="' in second.stderr()
+    assert "another oomd" in second.stderr()
+
+
+def test_config_that_fails_to_compile_exits_3(
+    tree: FakeTree, tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    bad = {
+        "rulesets": [
+            {"name": "r", "detectors": [["g", {"name": "nope"}]], "actions": [{"name": "stop"}]}
+        ]
+    }
+    daemon = start(daemons, tree, tmp_path, config=bad)
+    assert daemon.proc.wait(20) == 3
+    assert "Could not locate plugin=nope in plugin registry" in daemon.stderr()
+
+
+def test_cgroup_fs_outside_cgroup2_is_refused_naming_the_mount(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.json"
+    cfg.write_text("{}")
+    result = subprocess.run(
+        [
+            *our_oomd(),
+            "-f",
+            str(tmp_path),
+            "-C",
+            str(cfg),
+            "-D",
+            str(tmp_path / "run"),
+            "--kmsg-override",
+            str(tmp_path / "k"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 3
+    assert f"{tmp_path} is not a valid cgroup2 filesystem" in result.stderr
+    assert "cgroup2 is mounted at" in result.stderr or "no cgroup2" in result.stderr
+
+
+def test_unwritable_kmsg_exits_1(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*our_oomd(), "--kmsg-override", str(tmp_path / "missing-dir" / "k")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "Unable to open outfile" in result.stderr
+
+
+def test_default_policy_when_no_config_given(tmp_path: Path) -> None:
+    ir, is_default = _load_ir(Options(config=str(tmp_path / "absent.json")))
+    assert is_default and ir.source == "<built-in default policy>"
+    assert [r.name for r in ir.rulesets] == ["user session protection"]
+    with pytest.raises(Exception, match="cannot read config"):
+        _load_ir(Options(config=str(tmp_path / "absent.json"), config_given=True))
+
+
+def test_runtime_lock_is_exclusive_and_names_the_holder(tmp_path: Path) -> None:
+    fd = acquire_lock(str(tmp_path / "run"))
+    try:
+        child = subprocess.run(
+            [
+                "python3",
+                "-c",
+                f"import sys; sys.path.insert(0, {str(Path(__file__).parents[1] / 'src')!r});"
+                f"from oomd.daemon import acquire_lock; acquire_lock({str(tmp_path / 'run')!r})",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert child.returncode != 0
+        assert f"held by pid {os.getpid()}" in child.stderr
+        with pytest.raises(LockError):
+            acquire_lock("/proc/forbidden/run")
+    finally:
+        os.close(fd)
