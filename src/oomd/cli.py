@@ -1,6 +1,7 @@
 """Command line: upstream oomd's flags, forms, defaults and exit codes.
 
-Parsing follows glibc ``getopt_long`` as upstream uses it: options and arguments in any
+Parsing follows glibc ``getopt_long`` as upstream uses it (our own small
+implementation: Python's ``getopt`` parses everything before acting): options and arguments in any
 order, ``--opt=value`` or ``--opt value``, unambiguous long-option prefixes. ``-h``,
 ``-v`` and ``-l`` act where they appear. Where upstream aborts (exit 134) on bad input
 we print a message and exit 1 (docs/compatibility.md).
@@ -8,12 +9,12 @@ we print a message and exit 1 (docs/compatibility.md).
 
 from __future__ import annotations
 
-import getopt
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from oomd import __version__, log
+from oomd.cgroup.fs import c_int_prefix
 from oomd.cgroup.mount import DEFAULT_CGROUP_FS
 
 DEFAULT_CONFIG = "/etc/oomd.json"
@@ -99,22 +100,82 @@ class UsageExit(Exception):
         self.code = code
 
 
-def _getopt_message(err: getopt.GetoptError) -> str:
-    """glibc's wording for getopt errors, as upstream prints them."""
-    opt = err.opt
-    if "requires argument" in err.msg:
-        return (
-            f"oomd: option requires an argument -- '{opt}'"
-            if len(opt) == 1
-            else f"oomd: option '--{opt}' requires an argument"
-        )
-    if "must not have an argument" in err.msg:
-        return f"oomd: option '--{opt}' doesn't allow an argument"
-    if "not a unique prefix" in err.msg:
-        return f"oomd: option '--{opt}' is ambiguous"
-    if len(opt) == 1:
-        return f"oomd: invalid option -- '{opt}'"
-    return f"oomd: unrecognized option '--{opt}'"
+class GetoptError(Exception):
+    """A command-line error, worded as glibc's getopt_long prints it."""
+
+
+def _long_name(spec: str) -> str:
+    return spec.rstrip("=")
+
+
+def getopt_long(argv: Sequence[str]) -> Iterator[tuple[str, str]]:
+    """GNU getopt_long semantics, one option at a time: options and arguments in any
+    order, ``--`` ends options, ``--opt=value`` or ``--opt value``, unambiguous long
+    prefixes, clustered short options. Yields (flag, value) as it goes, so a caller
+    that exits on ``-h`` never sees errors further right; positional arguments are
+    yielded last as ("", arg)."""
+    positional: list[str] = []
+    takes_arg = {f"--{_long_name(o)}": o.endswith("=") for o in LONG}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg == "--":
+            positional.extend(argv[i:])
+            break
+        if arg.startswith("--"):
+            name, eq, value = arg[2:].partition("=")
+            exact = f"--{name}"
+            matches = (
+                [exact] if exact in takes_arg else [o for o in takes_arg if o.startswith(exact)]
+            )
+            if not matches:
+                raise GetoptError(f"oomd: unrecognized option '--{name}'")
+            if len(matches) > 1:
+                raise GetoptError(f"oomd: option '--{name}' is ambiguous")
+            flag = matches[0]
+            if takes_arg[flag]:
+                if not eq:
+                    if i >= len(argv):
+                        raise GetoptError(f"oomd: option '{flag}' requires an argument")
+                    value = argv[i]
+                    i += 1
+                yield flag, value
+            elif eq:
+                raise GetoptError(f"oomd: option '{flag}' doesn't allow an argument")
+            else:
+                yield flag, ""
+        elif arg.startswith("-") and arg != "-":
+            j = 1
+            while j < len(arg):
+                ch = arg[j]
+                j += 1
+                pos = SHORT.find(ch)
+                if ch == ":" or pos < 0:
+                    raise GetoptError(f"oomd: invalid option -- '{ch}'")
+                if SHORT[pos + 1 : pos + 2] == ":":
+                    if j < len(arg):
+                        value = arg[j:]
+                    elif i < len(argv):
+                        value = argv[i]
+                        i += 1
+                    else:
+                        raise GetoptError(f"oomd: option requires an argument -- '{ch}'")
+                    yield f"-{ch}", value
+                    break
+                yield f"-{ch}", ""
+        else:
+            positional.append(arg)
+    for arg in positional:
+        yield "", arg
+
+
+def _parse_interval(value: str) -> int | None:
+    """Upstream reads -i with stoi and insists the whole string was used."""
+    parsed = c_int_prefix(value)
+    if parsed is None or parsed[1] or not 1 <= parsed[0] <= 2**31 - 1:
+        return None
+    return parsed[0]
 
 
 def _list_plugins() -> None:
@@ -126,50 +187,48 @@ def _list_plugins() -> None:
 
 def parse_args(argv: Sequence[str]) -> Options:
     """Parse the command line; raises UsageExit for -h/-v/-l and errors."""
+    opts = Options()
+    rest: list[str] = []
     try:
-        pairs, rest = getopt.gnu_getopt(list(argv), SHORT, LONG)
-    except getopt.GetoptError as e:
-        log.raw(_getopt_message(e))
+        for flag, value in getopt_long(argv):
+            if not flag:
+                rest.append(value)
+            elif flag in ("-h", "--help"):
+                log.raw(USAGE)
+                raise UsageExit(0)
+            elif flag in ("-v", "--version"):
+                sys.stdout.write(f"v{__version__}\n")
+                sys.stdout.flush()
+                raise UsageExit(0)
+            elif flag in ("-l", "--list-plugins"):
+                _list_plugins()
+                raise UsageExit(0)
+            elif flag in ("-C", "--config"):
+                opts.config, opts.config_given = value, True
+            elif flag in ("-c", "--check-config"):
+                opts.config, opts.config_given, opts.check_config = value, True, True
+            elif flag in ("-i", "--interval"):
+                interval = _parse_interval(value)
+                if interval is None:
+                    log.raw(f"Interval not a >0 integer: {value}")
+                    raise UsageExit(1)
+                opts.interval = interval
+            elif flag in ("-f", "--cgroup-fs"):
+                opts.cgroup_fs = value
+            elif flag in ("-D", "--runtime-dir"):
+                opts.runtime_dir = value
+            elif flag == "--kmsg-override":
+                opts.kmsg = value
+            elif flag == "--dry-run":
+                opts.dry_run = True
+            elif flag in NOT_YET:
+                log.raw(f"oomd: {NOT_YET[flag]} is not supported yet by this version of oomd")
+                raise UsageExit(1)
+    except GetoptError as e:
+        log.raw(str(e))
         log.raw("Unknown option or missing argument")
         log.raw(USAGE)
         raise UsageExit(1) from None
-    opts = Options()
-    for flag, value in pairs:
-        if flag in ("-h", "--help"):
-            log.raw(USAGE)
-            raise UsageExit(0)
-        if flag in ("-v", "--version"):
-            sys.stdout.write(f"v{__version__}\n")
-            sys.stdout.flush()
-            raise UsageExit(0)
-        if flag in ("-l", "--list-plugins"):
-            _list_plugins()
-            raise UsageExit(0)
-        if flag in ("-C", "--config"):
-            opts.config, opts.config_given = value, True
-        elif flag in ("-c", "--check-config"):
-            opts.config, opts.config_given, opts.check_config = value, True, True
-        elif flag in ("-i", "--interval"):
-            if (
-                not value.isascii()
-                or not value.isdigit()
-                or int(value) < 1
-                or int(value) > 2**31 - 1
-            ):
-                log.raw(f"Interval not a >0 integer: {value}")
-                raise UsageExit(1)
-            opts.interval = int(value)
-        elif flag in ("-f", "--cgroup-fs"):
-            opts.cgroup_fs = value
-        elif flag in ("-D", "--runtime-dir"):
-            opts.runtime_dir = value
-        elif flag == "--kmsg-override":
-            opts.kmsg = value
-        elif flag == "--dry-run":
-            opts.dry_run = True
-        elif flag in NOT_YET:
-            log.raw(f"oomd: {NOT_YET[flag]} is not supported yet by this version of oomd")
-            raise UsageExit(1)
     if rest:
         log.raw("Non-option argument is not supported: " + "".join(f'"{a}" ' for a in rest))
         log.raw(USAGE)

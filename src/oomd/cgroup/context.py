@@ -118,13 +118,17 @@ def per_tick(compute: Callable[[CgroupContext], R]) -> Callable[[CgroupContext],
 class CgroupContext:
     """One cgroup, its lazily read fields for this tick, and its cross-tick history."""
 
-    __slots__ = ("_cache", "_prev", "ctx", "inode", "last_tick", "path")
+    __slots__ = ("_cache", "_prev", "ctx", "dead", "inode", "last_tick", "path")
 
     def __init__(self, ctx: OomdContext, path: CgroupPath, inode: int) -> None:
         self.ctx = ctx
         self.path = path
         self.inode = inode
         self.last_tick = ctx.tick
+        #: Set once the context knows this object no longer names the cgroup at its
+        #: path (removed, or replaced by a new cgroup of the same name): reads give
+        #: None from then on, never the new cgroup's values.
+        self.dead = False
         self._cache: dict[str, Any] = {}
         self._prev: dict[str, Any] = {}
 
@@ -134,6 +138,8 @@ class CgroupContext:
     # -- plumbing -----------------------------------------------------------------
 
     def _read(self, name: str) -> bytes | None:
+        if self.dead:
+            return None
         return fs.read_bytes(self.path.absolute + "/" + name)
 
     def _archive(self) -> None:
@@ -161,7 +167,9 @@ class CgroupContext:
     @per_tick
     def children(self) -> list[tuple[str, int]]:
         """(name, inode) of each child cgroup directory, dot-names skipped."""
-        value = []
+        value: list[tuple[str, int]] = []
+        if self.dead:
+            return value
         try:
             with os.scandir(self.path.absolute) as it:
                 for entry in it:
@@ -475,7 +483,10 @@ class CgroupContext:
         return value
 
     def is_valid(self) -> bool:
-        """The directory still exists as the same cgroup (same inode)."""
+        """The directory still exists as the same cgroup (same inode). Checked right
+        before a kill, so a cgroup re-created since it was ranked is never killed."""
+        if self.dead:
+            return False
         try:
             return os.stat(self.path.absolute).st_ino == self.inode
         except OSError:
@@ -519,13 +530,15 @@ class OomdContext:
             else:
                 cgroup._archive()
         for key in stale:
-            del self.cgroups[key]
+            self.cgroups.pop(key).dead = True
 
     def _adopt(self, path: CgroupPath, inode: int) -> CgroupContext:
         key = path.absolute
         cgroup = self.cgroups.get(key)
         if cgroup is None or cgroup.inode != inode:
             # New, or removed and re-created under the same name: no history.
+            if cgroup is not None:
+                cgroup.dead = True
             cgroup = self.cgroups[key] = CgroupContext(self, path, inode)
         cgroup.last_tick = self.tick
         return cgroup

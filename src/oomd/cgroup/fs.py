@@ -61,10 +61,11 @@ _C_INT_STR = re.compile(r"[ \t\n\v\f\r]*([+-]?[0-9]+)")
 def c_int(data: bytes) -> int | None:
     """``stoll`` semantics: skip leading space, optional sign, longest digit prefix;
     trailing garbage ignored; None when there are no digits."""
-    try:
-        return int(data)
-    except ValueError:
-        pass
+    if b"_" not in data:  # int() would accept "1_000"; stoll stops at the "_"
+        try:
+            return int(data)
+        except ValueError:
+            pass
     m = _C_INT.match(data)
     return int(m.group(1)) if m else None
 
@@ -98,7 +99,10 @@ def c_float_prefix(text: str) -> tuple[float, str] | None:
         mantissa, _, exponent = body[2:].lower().partition("p")
         if "." not in mantissa:
             mantissa += "."
-        value = float.fromhex("0x" + mantissa + "p" + (exponent or "0"))
+        try:
+            value = float.fromhex("0x" + mantissa + "p" + (exponent or "0"))
+        except OverflowError:
+            value = float("inf")
     elif body.lower().startswith("nan"):
         value = float("nan")
     else:
@@ -287,20 +291,22 @@ class IoStat(NamedTuple):
 
 
 _IO_STAT_KEYS = (b"rbytes", b"wbytes", b"rios", b"wios", b"dbytes", b"dios")
+_DEVICE = re.compile(rb"[0-9]+:[0-9]+")
 
 
 def parse_io_stat(data: bytes) -> list[IoStat] | None:
-    """``io.stat``: every line must be ``MAJ:MIN rbytes=.. wbytes=.. rios=.. wios=..
-    dbytes=.. dios=..`` in that order, else the whole file is absent (as upstream)."""
+    """``io.stat``: every line must start ``MAJ:MIN rbytes=.. wbytes=.. rios=.. wios=..
+    dbytes=.. dios=..`` in that order, else the whole file is absent (as upstream's
+    sscanf). Later keys (``cost.*`` with iocost enabled) are ignored."""
     result: list[IoStat] = []
     for line in data.split(b"\n"):
         if not line:
             continue
         tokens = line.split()
-        if len(tokens) != 7:
+        if len(tokens) < 7 or not _DEVICE.fullmatch(tokens[0]):
             return None
         values: list[int] = []
-        for token, key in zip(tokens[1:], _IO_STAT_KEYS, strict=True):
+        for token, key in zip(tokens[1:7], _IO_STAT_KEYS, strict=True):
             name, sep, value = token.partition(b"=")
             if not sep or name != key:
                 return None

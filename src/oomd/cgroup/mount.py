@@ -64,7 +64,10 @@ def _components(path: str) -> list[str]:
 
 
 def is_under(path: str, mount_point: str) -> bool:
-    """Component-wise prefix test, purely textual, as upstream's check."""
+    """Component-wise prefix test, purely textual, as upstream's check; empty paths
+    are never under anything (upstream's IsUnderParentPath)."""
+    if not path or not mount_point:
+        return False
     mount = _components(mount_point)
     return _components(path)[: len(mount)] == mount
 

@@ -76,7 +76,8 @@ class CgroupPath:
 
 @lru_cache(maxsize=4096)
 def _matcher(component: str) -> re.Pattern[str]:
-    return re.compile(translate(component))
+    # glob(3) negates a bracket expression with "^" as well as "!"; fnmatch only "!".
+    return re.compile(translate(component.replace("[^", "[!")))
 
 
 class CgroupPattern:
@@ -121,7 +122,13 @@ class CgroupPattern:
                                     continue
                                 try:
                                     if entry.is_dir():
-                                        found.append((entry.path, (*parts, name), entry.inode()))
+                                        # A symlink's own inode is not the cgroup's.
+                                        inode = (
+                                            entry.stat().st_ino
+                                            if entry.is_symlink()
+                                            else entry.inode()
+                                        )
+                                        found.append((entry.path, (*parts, name), inode))
                                 except OSError:
                                     continue
                     except OSError:

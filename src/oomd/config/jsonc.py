@@ -14,6 +14,7 @@ way jsoncpp's ``asString`` does (see :func:`as_string`).
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
@@ -67,8 +68,10 @@ class _Reader:
         while True:
             self.skip_spaces()
             if text.startswith("//", self.pos):
-                end = text.find("\n", self.pos)
-                self.pos = len(text) if end < 0 else end + 1
+                end = self.pos + 2
+                while end < len(text) and text[end] not in "\r\n":
+                    end += 1
+                self.pos = end
             elif text.startswith("/*", self.pos):
                 end = text.find("*/", self.pos + 2)
                 if end < 0:
@@ -78,6 +81,25 @@ class _Reader:
                 raise self.error("a comment must start with // or /*", self.pos)
             else:
                 return
+
+    def token(self) -> str:
+        """Consume one token of any kind (as jsoncpp's readToken); returns its first
+        character, or "" (consuming nothing) if no valid token starts here."""
+        c = self.peek()
+        if c and c in "{}[],:":
+            self.pos += 1
+            return c
+        if c == '"':
+            self.string()
+            return c
+        if c == "-" or c == "+" or (c.isdigit() and c.isascii()):
+            self.number()
+            return c
+        for word in ("true", "false", "null"):
+            if self.text.startswith(word, self.pos):
+                self.pos += len(word)
+                return c
+        return ""
 
     def peek(self) -> str:
         return self.text[self.pos] if self.pos < len(self.text) else ""
@@ -131,8 +153,18 @@ class _Reader:
                 raise self.error("missing ':' after object member name", self.pos)
             self.pos += 1
             result[name] = self.value()
-            self.skip_spaces_and_comments()
+            self.skip_spaces()
             c = self.peek()
+            if c == "/":
+                # jsoncpp quirk: after a comment here, the next token - whatever it
+                # is - is taken as the separator (only '}' ends the object).
+                self.skip_spaces_and_comments()
+                token_pos = self.pos
+                if self.token() == "}":
+                    return result
+                if self.pos == token_pos:
+                    raise self.error("missing ',' or '}' in object declaration", token_pos)
+                continue
             if c == ",":
                 self.pos += 1
                 continue
@@ -214,11 +246,7 @@ class _Reader:
                 )
             self.pos += 2
             low = hex4()
-            if not 0xDC00 <= low <= 0xDFFF:
-                raise self.error(
-                    "expecting another \\u token to begin the second half of a unicode surrogate pair",
-                    at,
-                )
+            # Like jsoncpp, the second escape is combined without checking its range.
             code = 0x10000 + ((code & 0x3FF) << 10) + (low & 0x3FF)
         return chr(code)
 
@@ -265,7 +293,13 @@ def parse(text: str) -> ParseResult:
     if text.startswith("\ufeff"):
         text = text[1:]
     reader = _Reader(text)
-    value = reader.value()
+    # jsoncpp allows 1000 levels; each level costs this reader a few Python frames.
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 4 * _STACK_LIMIT + 200))
+    try:
+        value = reader.value()
+    finally:
+        sys.setrecursionlimit(limit)
     trailing = None
     try:
         reader.skip_spaces_and_comments()

@@ -8,6 +8,8 @@ were ignored so the operator sees it in the log.
 
 from __future__ import annotations
 
+import math
+
 from oomd.cgroup.fs import c_float_prefix, c_int_prefix
 from oomd.cgroup.path import CgroupPattern, parse_pattern_list
 from oomd.engine.plugin import Arg, ArgError, Plugin, PluginEnv
@@ -58,6 +60,8 @@ def parse_float(value: str, env: PluginEnv) -> float:
     if parsed is None:
         raise ValueError(f"{value!r} is not a number")
     number, rest = parsed
+    if math.isinf(number) and "inf" not in value.lower():
+        raise ValueError(f"{value!r} is out of range")  # stod's ERANGE
     if rest:
         env.notes.append(f"{value!r} read as {number} (trailing {rest!r} ignored, as upstream)")
     return number

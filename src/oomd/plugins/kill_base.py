@@ -244,6 +244,9 @@ class KillPlugin(Plugin):
     def kill_and_log(self, ctx: OomdContext, cg: CgroupContext) -> bool:
         """Kill one cgroup and write the kill line; True if anything was killed."""
         path = cg.path.absolute
+        if not cg.is_valid():
+            log.info(f"Not killing {path}: it was removed or re-created since it was ranked")
+            return False
         dry = self.is_dry
         error: str | None = None
         if dry:

@@ -123,8 +123,10 @@ class KillMemoryGrowth(KillPlugin):
         super().setup()
         # Upstream parses min_growth_ratio as an integer ("1.5" becomes 1); we keep the
         # fraction the operator wrote (docs/compatibility.md).
-        if self.min_growth_ratio < 0:
-            raise ArgError("min_growth_ratio", f"{self.min_growth_ratio} must be non-negative")
+        if not math.isfinite(self.min_growth_ratio) or self.min_growth_ratio < 0:
+            raise ArgError(
+                "min_growth_ratio", f"{self.min_growth_ratio} must be a non-negative number"
+            )
 
     def prerun(self, ctx: OomdContext) -> None:
         # The growth average only has history if it is computed every tick.
@@ -138,7 +140,9 @@ class KillMemoryGrowth(KillPlugin):
         )
 
     def rank(self, ctx: OomdContext, cgroups: list[CgroupContext]) -> list[CgroupContext]:
-        return rank_by_memory(cgroups, self.size_threshold, self.growing_size_percentile, self.min_growth_ratio)
+        return rank_by_memory(
+            cgroups, self.size_threshold, self.growing_size_percentile, self.min_growth_ratio
+        )
 
     def pick_reason(
         self, ctx: OomdContext, target: CgroupContext, peers: list[CgroupContext]

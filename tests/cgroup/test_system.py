@@ -1,0 +1,207 @@
+"""Host-wide readings (``oomd.cgroup.system``) on a fake /proc.
+
+Upstream reference: ``FsTest.GetMeminfo``, ``FsTest.GetVmstat``, ``FsTest.Swappiness``,
+``Fs::readRootMempressure`` and reference sections 4.5, 4.7, 4.8.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from oomd.cgroup.fs import Pressure
+from oomd.cgroup.system import SystemContext
+from tests.support.tree import FakeProc
+
+GiB = 1 << 30
+KiB = 1024
+
+
+def test_meminfo_in_bytes(proc: FakeProc) -> None:
+    """FsTest.GetMeminfo: values in bytes (kB * 1024)."""
+    proc.meminfo(total=16 * GiB, free=3 * GiB, swap_total=2 * GiB, swap_free=GiB)
+    info = SystemContext(proc.path).meminfo()
+    assert info is not None
+    assert info["MemTotal"] == 16 * GiB
+    assert info["MemFree"] == 3 * GiB
+    assert info["SwapTotal"] == 2 * GiB
+    assert info["SwapFree"] == GiB
+
+
+def test_meminfo_missing_file_is_none(proc: FakeProc) -> None:
+    """Reference 4.10: an unreadable /proc/meminfo is absent."""
+    (proc.root / "meminfo").unlink()
+    system = SystemContext(proc.path)
+    assert system.meminfo() is None
+    assert system.meminfo_value("MemTotal") == 0
+    assert system.memory_used() is None
+
+
+def test_meminfo_value_missing_key_is_zero(proc: FakeProc) -> None:
+    """FsTest.GetMeminfo / reference 4.8: missing keys read as 0."""
+    proc.meminfo(total=8 * GiB, free=GiB)
+    system = SystemContext(proc.path)
+    assert system.meminfo_value("MemTotal") == 8 * GiB
+    assert system.meminfo_value("asdf") == 0
+
+
+def test_memory_used_is_memtotal_minus_memfree(proc: FakeProc) -> None:
+    """Reference 4.4/4.5: the root's usage is MemTotal - MemFree."""
+    proc.meminfo(total=8 * GiB, free=3 * GiB)
+    assert SystemContext(proc.path).memory_used() == 5 * GiB
+
+
+def test_swaps_totals_over_several_devices(proc: FakeProc) -> None:
+    """Reference 4.7: /proc/swaps total and used summed over devices (KiB -> bytes)."""
+    proc.swaps((GiB, 100 * KiB), (2 * GiB, 0), (512 * KiB, 512 * KiB))
+    assert SystemContext(proc.path).swaps() == (3 * GiB + 512 * KiB, 612 * KiB)
+
+
+def test_swaps_no_devices_is_zero(proc: FakeProc) -> None:
+    """Only the header: no swap."""
+    assert SystemContext(proc.path).swaps() == (0, 0)
+
+
+def test_swaps_missing_file_is_zero(proc: FakeProc) -> None:
+    """Reference 4.7: a missing /proc/swaps reads as 0/0."""
+    (proc.root / "swaps").unlink()
+    assert SystemContext(proc.path).swaps() == (0, 0)
+
+
+def test_swaps_malformed_is_zero(proc: FakeProc) -> None:
+    """Module docstring (upstream crashes): a malformed /proc/swaps reads as (0, 0)."""
+    (proc.root / "swaps").write_text(
+        "Filename\tType\tSize\tUsed\tPriority\n/swap0\tfile\tlots\t0\t-2\n"
+    )
+    assert SystemContext(proc.path).swaps() == (0, 0)
+
+
+def test_swaps_ignores_meminfo(proc: FakeProc) -> None:
+    """Reference 4.7: swap totals come from /proc/swaps, not meminfo."""
+    proc.meminfo(swap_total=4 * GiB, swap_free=GiB)
+    proc.swaps((GiB, 256 * KiB))
+    assert SystemContext(proc.path).swaps() == (GiB, 256 * KiB)
+
+
+def test_pressure_from_proc_pressure(proc: FakeProc) -> None:
+    """Reference 4.4/4.5: root pressures come from /proc/pressure/<resource>."""
+    proc.pressure("memory", 12.5, 6.25, 1.5)
+    proc.pressure("io", 3.0, 2.0, 1.0)
+    system = SystemContext(proc.path)
+    mem = system.pressure("memory", full=True)
+    io = system.pressure("io", full=True)
+    assert mem is not None and io is not None
+    assert (mem.avg10, mem.avg60, mem.avg300) == pytest.approx((12.5, 6.25, 1.5))
+    assert (io.avg10, io.avg60, io.avg300) == pytest.approx((3.0, 2.0, 1.0))
+
+
+def test_pressure_some_and_full_lines(proc: FakeProc) -> None:
+    """Reference 4.4 (PSI): some uses line 0, full line 1."""
+    (proc.root / "pressure" / "memory").write_text(
+        "some avg10=1.00 avg60=2.00 avg300=3.00 total=40\n"
+        "full avg10=0.50 avg60=0.25 avg300=0.10 total=20\n"
+    )
+    system = SystemContext(proc.path)
+    assert system.pressure("memory", full=False) == Pressure(1.0, 2.0, 3.0, 40)
+    assert system.pressure("memory", full=True) == Pressure(0.5, 0.25, 0.1, 20)
+
+
+def test_memory_pressure_falls_back_to_proc_mempressure(proc: FakeProc) -> None:
+    """Upstream Fs::readRootMempressure: /proc/pressure/memory, else /proc/mempressure
+    (the experimental aggr format of old kernels)."""
+    (proc.root / "pressure" / "memory").unlink()
+    (proc.root / "mempressure").write_text("aggr 1234\nsome 1.00 2.00 3.00\nfull 4.00 5.00 6.00\n")
+    system = SystemContext(proc.path)
+    assert system.pressure("memory", full=True) == Pressure(4.0, 5.0, 6.0, None)
+    assert system.pressure("memory", full=False) == Pressure(1.0, 2.0, 3.0, None)
+
+
+def test_io_pressure_has_no_fallback(proc: FakeProc) -> None:
+    """Only memory has the /proc/mempressure fallback."""
+    (proc.root / "pressure" / "io").unlink()
+    (proc.root / "mempressure").write_text("aggr 1\nsome 1 2 3\nfull 4 5 6\n")
+    assert SystemContext(proc.path).pressure("io", full=True) is None
+
+
+def test_pressure_missing_everywhere_is_none(proc: FakeProc) -> None:
+    """No PSI at all (pre-4.20 kernel without the patch): absent."""
+    (proc.root / "pressure" / "memory").unlink()
+    assert SystemContext(proc.path).pressure("memory", full=True) is None
+
+
+def test_vmstat_keyed_values(proc: FakeProc) -> None:
+    """FsTest.GetVmstat: key/value lines; a missing key is absent."""
+    proc.vmstat(first_key=12345, second_key=678910, thirdkey=999999)
+    vmstat = SystemContext(proc.path).vmstat()
+    assert vmstat is not None
+    assert vmstat.get("first_key") == 12345
+    assert vmstat.get("thirdkey") == 999999
+    assert vmstat.get("asdf") is None
+
+
+def test_vmstat_missing_is_none(proc: FakeProc) -> None:
+    """No /proc/vmstat: absent."""
+    assert SystemContext(proc.path).vmstat() is None
+
+
+def test_swappiness(proc: FakeProc) -> None:
+    """FsTest.Swappiness: /proc/sys/vm/swappiness is a single integer."""
+    system = SystemContext(proc.path)
+    assert system.swappiness() is None
+    (proc.root / "sys" / "vm").mkdir(parents=True)
+    (proc.root / "sys" / "vm" / "swappiness").write_text("42\n")
+    system.refresh()
+    assert system.swappiness() == 42
+
+
+def test_readings_are_cached_until_refresh(proc: FakeProc) -> None:
+    """Reference 4.3/4.7: host readings are taken once per tick; a file changed
+    mid-tick is seen only after refresh()."""
+    proc.meminfo(total=8 * GiB, free=4 * GiB)
+    proc.swaps((GiB, 0))
+    proc.pressure("memory", 10.0)
+    proc.vmstat(pswpout=1)
+    system = SystemContext(proc.path)
+    assert system.memory_used() == 4 * GiB
+    assert system.swaps() == (GiB, 0)
+    mem = system.pressure("memory", full=True)
+    assert mem is not None and mem.avg10 == pytest.approx(10.0)
+    vmstat = system.vmstat()
+    assert vmstat is not None and vmstat.get("pswpout") == 1
+
+    proc.meminfo(total=8 * GiB, free=GiB)
+    proc.swaps((2 * GiB, GiB))
+    proc.pressure("memory", 50.0)
+    proc.vmstat(pswpout=2)
+    assert system.memory_used() == 4 * GiB
+    assert system.meminfo_value("MemFree") == 4 * GiB
+    assert system.swaps() == (GiB, 0)
+    mem = system.pressure("memory", full=True)
+    assert mem is not None and mem.avg10 == pytest.approx(10.0)
+    vmstat = system.vmstat()
+    assert vmstat is not None and vmstat.get("pswpout") == 1
+
+    system.refresh()
+    assert system.memory_used() == 7 * GiB
+    assert system.swaps() == (2 * GiB, GiB)
+    mem = system.pressure("memory", full=True)
+    assert mem is not None and mem.avg10 == pytest.approx(50.0)
+    vmstat = system.vmstat()
+    assert vmstat is not None and vmstat.get("pswpout") == 2
+
+
+def test_missing_file_is_cached_for_the_tick(proc: FakeProc) -> None:
+    """Module docstrings: one tick sees one snapshot, so a file that appears mid-tick
+    is not seen until refresh()."""
+    (proc.root / "meminfo").unlink()
+    system = SystemContext(proc.path)
+    assert system.meminfo() is None
+    proc.meminfo(total=2 * GiB, free=GiB)
+    assert system.meminfo() is None
+    system.refresh()
+    assert system.memory_used() == GiB
+
+
+def test_proc_root_trailing_slash(proc: FakeProc) -> None:
+    """The proc root may be given with a trailing slash."""
+    proc.meminfo(total=2 * GiB, free=GiB)
+    assert SystemContext(proc.path + "/").memory_used() == GiB
