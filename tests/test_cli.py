@@ -355,10 +355,6 @@ def test_interval_is_read_with_stoi_so_sign_and_leading_space_are_accepted(
     [
         (["-w", "/etc/oomd"], "--drop-in-dir"),
         (["--drop-in-dir", "/etc/oomd"], "--drop-in-dir"),
-        (["-d"], "--dump-stats"),
-        (["--dump-stats"], "--dump-stats"),
-        (["-r"], "--reset-stats"),
-        (["--reset-stats"], "--reset-stats"),
         (["--device", "8:0"], "--device"),
         (["--ssd-coeffs", "1,2"], "--ssd-coeffs"),
         (["--hdd-coeffs=1,2"], "--hdd-coeffs"),

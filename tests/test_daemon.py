@@ -95,6 +95,10 @@ def test_daemon_kills_exactly_the_chosen_cgroup(
     assert tree.get_xattr("workload.slice/big.service", "trusted.oomd_kill") == b"2"
     assert tree.get_xattr("workload.slice/big.service", "trusted.oomd_ooms") == b"1"
     assert tree.get_xattr("workload.slice/small.service", "trusted.oomd_ooms") is None
+    # The stats socket of the running daemon, through our own client.
+    dump = subprocess.run([*our_oomd(), "-d", "-D", str(tmp_path / "run")], capture_output=True, text=True, timeout=30)
+    assert dump.returncode == 0, dump.stderr
+    assert '\t"oomd.kills" : 1\n' in dump.stdout
     status = daemon.stop(signal.SIGTERM)
     assert status in (-signal.SIGTERM, 128 + signal.SIGTERM)
     err = daemon.stderr()

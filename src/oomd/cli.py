@@ -9,6 +9,7 @@ we print a message and exit 1 (docs/compatibility.md).
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from oomd import __version__, log
 from oomd.cgroup.fs import c_int_prefix
 from oomd.cgroup.mount import DEFAULT_CGROUP_FS
+from oomd.stats import SOCKET_NAME
 
 DEFAULT_CONFIG = "/etc/oomd.json"
 DEFAULT_RUNTIME_DIR = "/run/oomd"
@@ -73,10 +75,6 @@ LONG = [
 NOT_YET = {
     "-w": "--drop-in-dir",
     "--drop-in-dir": "--drop-in-dir",
-    "-d": "--dump-stats",
-    "--dump-stats": "--dump-stats",
-    "-r": "--reset-stats",
-    "--reset-stats": "--reset-stats",
     "--device": "--device",
     "--ssd-coeffs": "--ssd-coeffs",
     "--hdd-coeffs": "--hdd-coeffs",
@@ -93,6 +91,12 @@ class Options:
     runtime_dir: str = DEFAULT_RUNTIME_DIR
     kmsg: str = DEFAULT_KMSG
     dry_run: bool = False
+    dump_stats: bool = False
+    reset_stats: bool = False
+
+    @property
+    def stats_socket(self) -> str:
+        return os.path.join(self.runtime_dir, SOCKET_NAME)
 
 
 class UsageExit(Exception):
@@ -221,6 +225,10 @@ def parse_args(argv: Sequence[str]) -> Options:
                 opts.kmsg = value
             elif flag == "--dry-run":
                 opts.dry_run = True
+            elif flag in ("-d", "--dump-stats"):
+                opts.dump_stats = True
+            elif flag in ("-r", "--reset-stats"):
+                opts.reset_stats = True
             elif flag in NOT_YET:
                 log.raw(f"oomd: {NOT_YET[flag]} is not supported yet by this version of oomd")
                 raise UsageExit(1)
@@ -236,11 +244,35 @@ def parse_args(argv: Sequence[str]) -> Options:
     return opts
 
 
+def stats_client(opts: Options) -> int:
+    """``-d`` (dump) and/or ``-r`` (reset) against a running daemon, as upstream: dump
+    first; a failed dump exits 1 before any reset."""
+    from oomd import stats
+
+    if opts.dump_stats:
+        try:
+            text = stats.dump_stats(opts.stats_socket)
+        except stats.StatsClientError as e:
+            log.raw(str(e))
+            log.raw("Failed to retrieve stats")
+            return 1
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    if opts.reset_stats:
+        code = stats.reset_stats(opts.stats_socket)
+        if code != 0:
+            log.raw(f"Reset stats error: received error code= {code}")
+            return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         opts = parse_args(sys.argv[1:] if argv is None else argv)
     except UsageExit as e:
         return e.code
+    if opts.dump_stats or opts.reset_stats:
+        return stats_client(opts)
     from oomd import daemon
 
     if opts.check_config:

@@ -30,7 +30,7 @@ from oomd.config.ir import ConfigIR
 from oomd.config.parser import load_config, parse_config
 from oomd.engine.plugin import PluginEnv
 from oomd.log import Kmsg, NullKmsg
-from oomd.stats import CORE_KEYS, Stats
+from oomd.stats import CORE_KEYS, Stats, StatsServer
 
 EXIT_CANT_RECOVER = 3
 LOCK_FILE = "oomd.lock"
@@ -256,6 +256,14 @@ def run(opts: Options) -> int:
     except LockError as e:
         log.always(str(e))
         return 1
+    stats_server = StatsServer(stats, opts.stats_socket)
+    try:
+        stats_server.start()
+    except OSError as e:
+        log.always(f"Error binding stats collection socket {opts.stats_socket}: {e.strerror}")
+        log.always("Stats module failed to initialize")
+        os.close(lock_fd)
+        return 1
     _try_mlockall()
     _try_oom_score_adj()
     signals = _Signals.install()
@@ -277,6 +285,7 @@ def run(opts: Options) -> int:
         signals.wait(next_tick - time.monotonic())
     signum = signals.received
     log.raw(f"Received signal {signum}. Exiting!")
+    stats_server.close()
     os.close(lock_fd)
     kmsg.close()
     signal.signal(signum, signal.SIG_DFL)
