@@ -543,11 +543,17 @@ def test_cgroup_arg_becomes_patterns_under_the_cgroup_fs(env: PluginEnv) -> None
 # -- ruleset cgroup, xattr_filter, prekill hooks ---------------------------------------------
 
 
-def test_ruleset_level_cgroup_is_rejected_as_not_supported_yet(env: PluginEnv) -> None:
-    """Reference 2.8/3.9: per-cgroup rulesets (HEAD only) are not implemented yet."""
-    assert problems(env, ruleset(cgroup="system.slice/*")) == [
-        f'{RS}: ruleset-level "cgroup" (per-cgroup rulesets) is not supported yet'
-    ]
+def test_ruleset_level_cgroup_compiles_to_a_per_cgroup_ruleset(env: PluginEnv) -> None:
+    """Reference 2.8/3.9: HEAD's ruleset-level cgroup (and xattr_filter) make a
+    per-cgroup ruleset; its copies are built by a factory with fresh plugins."""
+    compiled = compile_rulesets(env, ruleset(cgroup="system.slice/*,user.slice", xattr_filter="user.x"))
+    (rs,) = compiled.engine.rulesets
+    assert [p.text for p in rs.cgroups] == ["system.slice/*", "user.slice"]
+    assert rs.xattr_filter == "user.x"
+    assert rs.factory is not None
+    first, second = rs.factory(), rs.factory()
+    assert first is not None and second is not None
+    assert first.cgroups == () and first.actions[0] is not second.actions[0]
 
 
 def test_xattr_filter_without_ruleset_cgroup_only_warns(env: PluginEnv) -> None:

@@ -8,9 +8,13 @@ The checks and their order per ruleset follow upstream's ``ConfigCompiler.cpp``.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from oomd import log
 from oomd.cgroup.fs import c_int_prefix
+from oomd.cgroup.path import parse_pattern_list
 from oomd.config.errors import ConfigError
 from oomd.config.ir import ConfigIR, PluginIR, RulesetIR
 from oomd.engine.engine import Engine
@@ -154,9 +158,8 @@ class _Compiler:
         prekill_timeout = self.delay(
             ir.prekill_hook_timeout, DEFAULT_PREKILL_HOOK_TIMEOUT, where, "prekill_hook_timeout"
         )
-        if ir.cgroup:
-            self.fail(where, 'ruleset-level "cgroup" (per-cgroup rulesets) is not supported yet')
-        elif ir.xattr_filter:
+        cgroups = parse_pattern_list(self.env.cgroup_fs, ir.cgroup)
+        if ir.xattr_filter and not cgroups:
             self.warn(
                 where, '"xattr_filter" has no effect without a ruleset-level "cgroup" (as upstream)'
             )
@@ -192,7 +195,26 @@ class _Compiler:
             prekill_hook_timeout=prekill_timeout,
             silence_engine=silence_engine,
             silence_plugins=silence_plugins,
+            cgroups=cgroups,
+            xattr_filter=ir.xattr_filter if cgroups else "",
+            factory=self._copier(ir) if cgroups else None,
         )
+
+    def _copier(self, ir: RulesetIR) -> Callable[[], Ruleset | None]:
+        """A factory for the per-cgroup copies of a ruleset: the same IR compiled
+        again, so each copy gets fresh plugin instances with the same args."""
+        single = dataclasses.replace(ir, cgroup="", xattr_filter="")
+        source, env = self.ir.source, self.env
+
+        def build() -> Ruleset | None:
+            compiler = _Compiler(ConfigIR(source=source), env)
+            ruleset = compiler.ruleset(single, 0)
+            if ruleset is None:
+                for problem in compiler.problems:
+                    log.always(f"Cannot create a per-cgroup copy: {problem}")
+            return ruleset
+
+        return build
 
     def compile(self) -> Compiled:
         rulesets = []

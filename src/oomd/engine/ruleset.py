@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from oomd import log
 from oomd.cgroup.context import ActionContext, OomdContext
+from oomd.cgroup.path import CgroupPath, CgroupPattern
 from oomd.engine.plugin import Plugin, PluginRet
 
 
@@ -88,9 +90,16 @@ class Ruleset:
     silence_engine: bool = False
     silence_plugins: bool = False
     enabled: bool = True
+    #: Per-cgroup ruleset (upstream HEAD): run once per cgroup matching these patterns
+    #: (and carrying ``xattr_filter``, if set), each with its own copy of the plugins.
+    cgroups: tuple[CgroupPattern, ...] = ()
+    xattr_filter: str = ""
+    #: Builds a fresh copy of this ruleset (new plugin instances, same args).
+    factory: Callable[[], Ruleset | None] | None = field(default=None, repr=False)
     paused_until: float = float("-inf")
     _pause_override: float | None = field(default=None, repr=False)
     _suspended: _Suspended | None = field(default=None, repr=False)
+    _copies: dict[str, tuple[CgroupPath, Ruleset]] = field(default_factory=dict, repr=False)
 
     def pause_actions(self, seconds: float) -> None:
         """Called by a kill plugin with its own ``post_action_delay`` on success: the
@@ -100,10 +109,21 @@ class Ruleset:
     def prerun(self, ctx: OomdContext) -> None:
         if not self.enabled:
             return
-        for group in self.detector_groups:
-            group.prerun(ctx)
-        for action in self.actions:
-            prerun_plugin(action, ctx)
+        if not self.cgroups:
+            self._prerun(ctx, None)
+            return
+        for path, copy in self._copies.values():
+            copy._prerun(ctx, path)
+
+    def _prerun(self, ctx: OomdContext, cgroup: CgroupPath | None) -> None:
+        ctx.ruleset_cgroup = cgroup
+        try:
+            for group in self.detector_groups:
+                group.prerun(ctx)
+            for action in self.actions:
+                prerun_plugin(action, ctx)
+        finally:
+            ctx.ruleset_cgroup = None
 
     def _engine_log(self, msg: str) -> None:
         if not self.silence_engine:
@@ -113,6 +133,45 @@ class Ruleset:
         """One tick. Returns 1 if an action chain ran to completion or STOP."""
         if not self.enabled:
             return 0
+        if not self.cgroups:
+            return self._run_once(ctx)
+        return self._run_per_cgroup(ctx)
+
+    def _run_per_cgroup(self, ctx: OomdContext) -> int:
+        """Run a copy of the ruleset for each matching cgroup; copies of cgroups that
+        no longer match are dropped with their state (upstream's Ruleset::runOnce)."""
+        assert self.factory is not None
+        visited: set[str] = set()
+        result = 0
+        for cg in ctx.resolve(self.cgroups):
+            key = cg.path.absolute
+            if self.xattr_filter:
+                names = cg.xattr_names()
+                if names is None:
+                    log.info(f"Failed to fetch xattr: {self.xattr_filter} for cgroup: {key}")
+                    continue
+                if self.xattr_filter not in names:
+                    continue
+            entry = self._copies.get(key)
+            if entry is None:
+                copy = self.factory()
+                if copy is None:
+                    continue  # could not build the plugins; the factory logged why
+                log.info(f"Adding runnable ruleset for cgroup: {key}")
+                entry = self._copies[key] = (cg.path, copy)
+                copy._prerun(ctx, cg.path)
+            ctx.ruleset_cgroup = cg.path
+            try:
+                result = entry[1]._run_once(ctx)
+            finally:
+                ctx.ruleset_cgroup = None
+            visited.add(key)
+        for key in [k for k in self._copies if k not in visited]:
+            log.info(f"Dropping runnable ruleset for cgroup: {key}")
+            del self._copies[key]
+        return result
+
+    def _run_once(self, ctx: OomdContext) -> int:
         fired_group: DetectorGroup | None = None
         for group in self.detector_groups:
             if group.check(ctx, self.silence_plugins) and fired_group is None:
