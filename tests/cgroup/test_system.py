@@ -6,6 +6,8 @@ Upstream reference: ``FsTest.GetMeminfo``, ``FsTest.GetVmstat``, ``FsTest.Swappi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from oomd.cgroup.fs import Pressure
@@ -205,3 +207,126 @@ def test_proc_root_trailing_slash(proc: FakeProc) -> None:
     """The proc root may be given with a trailing slash."""
     proc.meminfo(total=2 * GiB, free=GiB)
     assert SystemContext(proc.path + "/").memory_used() == GiB
+
+
+# -- additions for the detectors (issue 3) -------------------------------------------
+
+
+def test_memory_used_needs_memtotal_and_memfree(proc: FakeProc) -> None:
+    """Upstream Fs::readRootMemcurrent: the root's usage is absent (not MemTotal - 0)
+    when either key is missing."""
+    (proc.root / "meminfo").write_text("MemTotal:  8388608 kB\n")
+    assert SystemContext(proc.path).memory_used() is None
+    (proc.root / "meminfo").write_text("MemFree:  8388608 kB\n")
+    assert SystemContext(proc.path).memory_used() is None
+
+
+def test_read_meminfo_is_fresh_and_takes_a_path(proc: FakeProc, tmp_path: Path) -> None:
+    """For plugins that read MemTotal at start-up (memory_above's meminfo_location):
+    a fresh read, of /proc/meminfo or of the file given; OSError when unreadable."""
+    proc.meminfo(total=8 * GiB)
+    system = SystemContext(proc.path)
+    assert system.meminfo_value("MemTotal") == 8 * GiB
+    proc.meminfo(total=4 * GiB)
+    assert system.read_meminfo()["MemTotal"] == 4 * GiB
+    other = tmp_path / "meminfo"
+    other.write_text("MemTotal:       8388608 kB\n")
+    assert system.read_meminfo(str(other)) == {"MemTotal": 8 * GiB}
+    with pytest.raises(OSError):
+        system.read_meminfo(str(tmp_path / "absent"))
+
+
+def test_vmstat_line_without_a_space_makes_it_unreadable(proc: FakeProc) -> None:
+    """Reference 9 item 21 (HEAD Fs::getVmstat): such a line fails the whole read
+    (0.5.0 aborts); vmstat_value() then reads 0."""
+    (proc.root / "vmstat").write_text("pgscan_kswapd 5\nbogus\npgscan_direct 7\n")
+    system = SystemContext(proc.path)
+    assert system.vmstat() is None
+    assert system.vmstat_value("pgscan_kswapd") == 0
+    (proc.root / "vmstat").write_text("pgscan_kswapd 5\n\npgscan_direct 7\n")
+    system.refresh()
+    assert system.vmstat() is None
+
+
+def test_vmstat_value_missing_key_is_zero(proc: FakeProc) -> None:
+    proc.vmstat(pgscan_kswapd=5)
+    system = SystemContext(proc.path)
+    assert (system.vmstat_value("pgscan_kswapd"), system.vmstat_value("nope")) == (5, 0)
+
+
+def test_swapout_rate_between_ticks(proc: FakeProc) -> None:
+    """Reference 4.7 (Oomd.cpp updateContext): (pswpout delta) * page size / seconds;
+    0 on the first sample. The time is the tick's, given to refresh()."""
+    system = SystemContext(proc.path, page_size=4096)
+    proc.vmstat(pswpout=1000)
+    system.refresh(100.0)
+    assert system.swapout_bps() == 0.0
+    proc.vmstat(pswpout=1500)
+    system.refresh(105.0)
+    assert system.swapout_bps() == 500 * 4096 / 5
+    proc.vmstat(pswpout=1500)
+    system.refresh(110.0)
+    assert system.swapout_bps() == 0.0
+
+
+def test_swapout_rate_is_sampled_once_per_tick(proc: FakeProc) -> None:
+    system = SystemContext(proc.path, page_size=4096)
+    proc.vmstat(pswpout=0)
+    system.refresh(0.0)
+    system.swapout_bps()
+    proc.vmstat(pswpout=10)
+    system.refresh(1.0)
+    assert system.swapout_bps() == 10 * 4096
+    proc.vmstat(pswpout=1000)  # changed mid-tick: not seen, and the rate is kept
+    assert system.swapout_bps() == 10 * 4096
+
+
+def test_swapout_rate_over_ticks_nobody_asked_about(proc: FakeProc) -> None:
+    """Sampled only when asked: the rate then covers the time since the last sample."""
+    system = SystemContext(proc.path, page_size=4096)
+    proc.vmstat(pswpout=0)
+    system.refresh(0.0)
+    system.swapout_bps()
+    for t in (1.0, 2.0, 3.0):
+        system.refresh(t)
+    proc.vmstat(pswpout=40)
+    system.refresh(4.0)
+    assert system.swapout_bps() == 10 * 4096
+
+
+@pytest.mark.parametrize("content", [None, "pgpgout 5\n", "pswpout 5\nbroken\n"])
+def test_swapout_rate_without_pswpout_is_zero_and_restarts(
+    proc: FakeProc, content: str | None
+) -> None:
+    """Upstream crashes on a vmstat without pswpout; here the rate is 0 and the next
+    readable sample starts a new history."""
+    system = SystemContext(proc.path, page_size=4096)
+    proc.vmstat(pswpout=0)
+    system.refresh(0.0)
+    system.swapout_bps()
+    if content is None:
+        (proc.root / "vmstat").unlink()
+    else:
+        (proc.root / "vmstat").write_text(content)
+    system.refresh(1.0)
+    assert system.swapout_bps() == 0.0
+    proc.vmstat(pswpout=100)
+    system.refresh(2.0)
+    assert system.swapout_bps() == 0.0  # first sample of the new history
+    proc.vmstat(pswpout=200)
+    system.refresh(3.0)
+    assert system.swapout_bps() == 100 * 4096
+
+
+def test_swapout_rate_uses_the_clock_when_refresh_has_no_time(proc: FakeProc) -> None:
+    now = [50.0]
+    system = SystemContext(proc.path, clock=lambda: now[0], page_size=4096)
+    proc.vmstat(pswpout=0)
+    system.refresh()
+    system.swapout_bps()
+    now[0] = 52.0
+    proc.vmstat(pswpout=2)
+    system.refresh()
+    assert system.swapout_bps() == 4096.0
+    assert system.page_size == 4096
+    assert SystemContext(proc.path).page_size > 0

@@ -78,6 +78,19 @@ def test_weighted_choice_uses_avg10_of_the_heaviest_cgroup(harness: Harness) -> 
     assert run(harness, detector(harness, cgroup="spiky,steady")) is PluginRet.STOP
 
 
+@pytest.mark.parametrize("names", [("a", "b"), ("b", "a")])
+def test_weighted_choice_is_single_precision(harness: Harness, names: tuple[str, str]) -> None:
+    """Upstream adds its float pressures in single precision: (66.23, 67.88, 28.34)
+    scores above (60.14, 89.91, 2.55) there, though below it in double precision, so
+    the first cgroup's avg10 (over 65) decides, whichever order they come in."""
+    first, second = names
+    harness.tree.cgroup(first, pressure=(66.23, 67.88, 28.34))
+    harness.tree.cgroup(second, pressure=(60.14, 89.91, 2.55))
+    assert 66.23 * 3 + 67.88 * 2 + 28.34 < 60.14 * 3 + 89.91 * 2 + 2.55
+    found = detector(harness, cgroup="a,b", threshold="65")
+    assert run(harness, found) is PluginRet.CONTINUE
+
+
 def test_missing_pressure_file_counts_as_zero(harness: Harness) -> None:
     harness.tree.cgroup("nofile")
     assert run(harness, detector(harness, cgroup="nofile", threshold="0")) is PluginRet.STOP

@@ -1,10 +1,12 @@
 """The policy ``oomd`` runs when started without ``-C`` and with no /etc/oomd.json.
 
-It is upstream's desktop example (src/oomd/etc/desktop.json) limited to the plugins
-this version has: kill the biggest (or fastest growing) session, user service or system
-service when user.slice stays above 60% full memory pressure for 30 s, or system.slice
-above 80% for 60 s. Upstream also requires recent reclaim (``memory_reclaim``) and adds
-a low-swap ruleset; those join the default policy when their plugins land.
+It is upstream's desktop example (src/oomd/etc/desktop.json): log an overview of
+system.slice while it is under memory pressure, and kill the biggest (or fastest
+growing) session, user service or system service when user.slice stays above 60% full
+memory pressure for 30 s, or system.slice above 80% for 60 s, while the kernel has been
+reclaiming memory from it in the last 10 s. Upstream's third ruleset, "protection
+against low swap" (``swap_free`` below 10% -> ``kill_by_swap_usage``), is left out
+until ``kill_by_swap_usage`` lands.
 """
 
 DEFAULT_POLICY_NAME = "<built-in default policy>"
@@ -13,6 +15,17 @@ DEFAULT_POLICY_TEXT = """
 {
   "rulesets": [
     {
+      "name": "system overview",
+      "silence-logs": "engine",
+      "detectors": [
+        [
+          "records system stats",
+          {"name": "dump_cgroup_overview", "args": {"cgroup": "system.slice"}}
+        ]
+      ],
+      "actions": [{"name": "continue", "args": {}}]
+    },
+    {
       "name": "user session protection",
       "detectors": [
         [
@@ -20,14 +33,16 @@ DEFAULT_POLICY_TEXT = """
           {
             "name": "pressure_above",
             "args": {"cgroup": "user.slice", "resource": "memory", "threshold": "60", "duration": "30"}
-          }
+          },
+          {"name": "memory_reclaim", "args": {"cgroup": "user.slice", "duration": "10"}}
         ],
         [
           "system pressure above 80 for 60s",
           {
             "name": "pressure_above",
             "args": {"cgroup": "system.slice", "resource": "memory", "threshold": "80", "duration": "60"}
-          }
+          },
+          {"name": "memory_reclaim", "args": {"cgroup": "system.slice", "duration": "10"}}
         ]
       ],
       "actions": [

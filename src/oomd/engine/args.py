@@ -9,6 +9,9 @@ were ignored so the operator sees it in the log.
 from __future__ import annotations
 
 import math
+import re
+import struct
+from dataclasses import dataclass
 
 from oomd.cgroup.fs import c_float_prefix, c_int_prefix
 from oomd.cgroup.path import CgroupPattern, parse_pattern_list
@@ -67,6 +70,28 @@ def parse_float(value: str, env: PluginEnv) -> float:
     return number
 
 
+_FLOAT32 = struct.Struct("f")
+
+
+def to_float32(value: float) -> float:
+    """``value`` rounded to single precision (C ``float``); too large gives +-inf."""
+    try:
+        result: float = _FLOAT32.unpack(_FLOAT32.pack(value))[0]
+        return result
+    except OverflowError:
+        return math.copysign(math.inf, value)
+
+
+def parse_float32(value: str, env: PluginEnv) -> float:
+    """A single-precision number (upstream ``stof``: like ``stod``, and out of range
+    beyond +-3.4e38)."""
+    number = parse_float(value, env)
+    rounded = to_float32(number)
+    if math.isinf(rounded) and not math.isinf(number):
+        raise ValueError(f"{value!r} is out of range for a float")
+    return rounded
+
+
 _BOOLS = {"true": True, "True": True, "1": True, "false": False, "False": False, "0": False}
 
 
@@ -87,6 +112,133 @@ def parse_resource(value: str, env: PluginEnv) -> str:
 
 def parse_string(value: str, env: PluginEnv) -> str:
     return value
+
+
+# -- sizes ---------------------------------------------------------------------------
+
+_C_SPACE = re.compile(r"[ \t\n\v\f\r]")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_UNIT_CHARS = re.compile("[kmgt]")
+#: A number with no unit that upstream reads as bytes although it reads an integer as
+#: MiB: a fraction or an exponent (``"1.5"``, JSON's ``1536.0``) or trailing blanks.
+_BARE_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?")
+_C_SPACES = " \t\n\v\f\r"
+
+
+def parse_size(text: str) -> int:
+    """Upstream ``Util::parseSize``: whitespace removed, case ignored, an optional
+    sign, then ``<number><unit>`` groups summed, the unit one of k, m, g, t (powers of
+    1024) and optional on the last group (bytes): ``"1.5G"``, ``"1G 128M"``,
+    ``"4K 2048"``. The running sum is truncated to whole bytes after each group, as
+    upstream. Raises ValueError."""
+    s = _C_SPACE.sub("", text).translate(_ASCII_LOWER)
+    negative = s[:1] == "-"
+    pos = 1 if s[:1] in ("+", "-") else 0
+    size = 0
+    while pos < len(s):
+        unit = _UNIT_CHARS.search(s, pos)
+        end = len(s) if unit is None else unit.start()
+        if end == pos:
+            raise ValueError(f"{text!r}: a unit without a number")
+        number = s[pos:end]
+        parsed = c_float_prefix(number)
+        if parsed is None or parsed[1]:
+            raise ValueError(f"{text!r}: {number!r} is not a number")
+        value = parsed[0]
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{text!r}: {number!r} is not a non-negative finite number")
+        if unit is not None:
+            value *= _UNITS[unit.group()]
+        total = float(size) + value
+        if total >= 2**63:
+            raise ValueError(f"{text!r} is out of range")
+        size = int(total)
+        pos = end + 1
+    return -size if negative else size
+
+
+def _c_div(dividend: int, divisor: int) -> int:
+    """C integer division (truncates toward zero)."""
+    quotient = abs(dividend) // abs(divisor)
+    return quotient if (dividend < 0) == (divisor < 0) else -quotient
+
+
+@dataclass(frozen=True)
+class SizeOrPercent:
+    """A parsed size string: a number of bytes, or a percentage of a total that is
+    only known when the plugin starts (MemTotal, SwapTotal)."""
+
+    text: str
+    size: int | None = None
+    percent: int | None = None
+
+    def resolve(self, total: int) -> int:
+        """The threshold in bytes: the size, or ``total * percent / 100`` (integer
+        division, as upstream)."""
+        if self.percent is None:
+            assert self.size is not None
+            return self.size
+        return _c_div(total * self.percent, 100)
+
+
+def parse_size_or_percent(value: str, env: PluginEnv) -> SizeOrPercent:
+    """Upstream ``Util::parseSizeOrPercent``, tried in this order:
+
+    1. ``N%`` (``stoi`` of what precedes the ``%``, 0 <= N <= 100): N percent of the
+       total the plugin gives;
+    2. an integer (``stoll`` consuming the whole string): that many MiB
+       (``"1536"``, ``" 512"``, ``"-5"``);
+    3. :func:`parse_size`, but only when the string starts like an integer
+       (upstream's ``stoll`` throws first otherwise: ``".5G"`` is invalid).
+
+    Deliberate differences: a number without a unit that is not an integer
+    (``"1.5"``, ``"1536.0"``, ``"512 "``) is MiB like an integer is, where upstream
+    silently reads it as bytes (``"1.5"`` = 1 byte); and a MiB count that overflows
+    64 bits is an error (upstream wraps). A note says so in both cases.
+    """
+    invalid = (
+        f"{value!r} is not a size (like 512M, 1.5G or 1G 128M; a bare number is MiB) "
+        "nor a percentage N% with 0 <= N <= 100"
+    )
+    if value.endswith("%"):
+        parsed = c_int_prefix(value[:-1])
+        if parsed is None or not INT32_MIN <= parsed[0] <= INT32_MAX:
+            raise ValueError(invalid)
+        percent, rest = parsed
+        if not 0 <= percent <= 100:
+            raise ValueError(f"{value!r}: a percentage must be between 0 and 100")
+        if rest:
+            env.notes.append(
+                f"{value!r} read as {percent}% (trailing {rest!r} ignored, as upstream)"
+            )
+        return SizeOrPercent(value, percent=percent)
+    prefix = c_int_prefix(value)
+    if prefix is None:
+        raise ValueError(invalid)
+    number, rest = prefix
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise ValueError(f"{value!r} is out of range")
+    if not rest:
+        size = number << 20
+        if not INT64_MIN <= size <= INT64_MAX:
+            raise ValueError(f"{value!r} MiB is out of range")
+        return SizeOrPercent(value, size=size)
+    try:
+        upstream = parse_size(value)
+    except ValueError:
+        raise ValueError(invalid) from None
+    bare = value.strip(_C_SPACES)
+    if _BARE_NUMBER.fullmatch(bare):
+        size = int(float(bare) * (1 << 20))
+        if not INT64_MIN <= size <= INT64_MAX:
+            raise ValueError(f"{value!r} MiB is out of range")
+        env.notes.append(
+            f"{value!r} read as {bare} MiB = {size} bytes, like an integer "
+            f"(upstream oomd reads it as {upstream} bytes)"
+        )
+        return SizeOrPercent(value, size=size)
+    return SizeOrPercent(value, size=upstream)
 
 
 def parse_cgroups(value: str, env: PluginEnv) -> tuple[CgroupPattern, ...]:

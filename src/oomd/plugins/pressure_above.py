@@ -16,20 +16,29 @@ from oomd.engine.args import (
     parse_int,
     parse_resource,
     require_cgroups,
+    to_float32,
 )
 from oomd.engine.plugin import Arg, Plugin, PluginRet
 from oomd.plugins.timer import ThresholdTimer
 
 
+def pressure_score(p: Pressure) -> float:
+    """``3*avg10 + 2*avg60 + avg300`` in single precision, as upstream computes it on
+    its ``float`` pressures (so equal-looking scores compare exactly as upstream)."""
+    f = to_float32
+    return f(f(f(f(p.avg10) * 3) + f(f(p.avg60) * 2)) + f(p.avg300))
+
+
 def most_pressured(cgroups: Sequence[CgroupContext], resource: str) -> tuple[Pressure, int]:
-    """The highest ``3*avg10 + 2*avg60 + avg300`` full pressure among ``cgroups`` (a
-    cgroup without the file counts as zero) and that cgroup's memory usage."""
+    """The highest :func:`pressure_score` full pressure among ``cgroups`` (a cgroup
+    without the file counts as zero; the first of equal scores wins) and that cgroup's
+    memory usage."""
     best = ZERO_PRESSURE
     usage = 0
     best_score = 0.0
     for cg in cgroups:
         p = cg.pressure(resource) or ZERO_PRESSURE
-        score = p.avg10 * 3 + p.avg60 * 2 + p.avg300
+        score = pressure_score(p)
         if score > best_score:
             best, best_score = p, score
             usage = cg.current_usage() or 0

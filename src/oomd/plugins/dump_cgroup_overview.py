@@ -1,0 +1,77 @@
+"""``dump_cgroup_overview``: logs one overview line per cgroup under memory pressure
+(full avg10 >= 1 and avg60 > 0), or per cgroup whatever its pressure with ``always``,
+and always returns CONTINUE.
+
+The line is upstream's: ``cgroup=<path> total=<MB>MB pressure=<10>:<60>:<300>
+swapfree=<MB>MB/<MB>MB pgscan=<n>``, with swap from ``/proc/meminfo`` SwapFree and
+SwapTotal and pgscan = ``/proc/vmstat`` pgscan_kswapd + pgscan_direct (missing values
+read 0). Upstream re-reads both files for every cgroup it logs; here they are read
+once per tick.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from oomd import log
+from oomd.cgroup.context import OomdContext, fmt_mb
+from oomd.cgroup.fs import ZERO_PRESSURE, Pressure
+from oomd.cgroup.path import CgroupPattern
+from oomd.engine.args import (
+    CGROUP_ARG,
+    RULESET_CGROUP_ARG,
+    parse_bool,
+    require_cgroups,
+    to_float32,
+)
+from oomd.engine.plugin import Arg, Plugin, PluginRet
+
+
+def should_dump(pressure: Pressure, always: bool) -> bool:
+    return always or (pressure.avg10 >= 1 and pressure.avg60 > 0)
+
+
+def overview_line(
+    cgroup: str, current: int, pressure: Pressure, swap_free: int, swap_total: int, pgscan: int
+) -> str:
+    f = to_float32
+    return (
+        f"cgroup={cgroup} total={fmt_mb(current)}MB "
+        f"pressure={f(pressure.avg10):.2f}:{f(pressure.avg60):.2f}:{f(pressure.avg300):.2f} "
+        f"swapfree={fmt_mb(swap_free)}MB/{fmt_mb(swap_total)}MB pgscan={pgscan}"
+    )
+
+
+class DumpCgroupOverview(Plugin):
+    name = "dump_cgroup_overview"
+    args: ClassVar[tuple[Arg[Any], ...]] = (
+        CGROUP_ARG,
+        RULESET_CGROUP_ARG,
+        Arg("always", parse_bool, default=False),
+    )
+
+    cgroup: tuple[CgroupPattern, ...]
+    ruleset_cgroup: tuple[CgroupPattern, ...]
+    always: bool
+
+    def setup(self) -> None:
+        require_cgroups(self)
+
+    def run(self, ctx: OomdContext) -> PluginRet:
+        system = ctx.system
+        for cg in ctx.resolve(self.cgroup, self.ruleset_cgroup):
+            pressure = cg.mem_pressure() or ZERO_PRESSURE
+            if not should_dump(pressure, self.always):
+                continue
+            pgscan = system.vmstat_value("pgscan_kswapd") + system.vmstat_value("pgscan_direct")
+            log.info(
+                overview_line(
+                    cg.path.relative,
+                    cg.current_usage() or 0,
+                    pressure,
+                    system.meminfo_value("SwapFree"),
+                    system.meminfo_value("SwapTotal"),
+                    pgscan,
+                )
+            )
+        return PluginRet.CONTINUE

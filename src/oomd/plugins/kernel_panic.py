@@ -1,0 +1,57 @@
+"""``kernel_panic``: crashes the kernel on purpose by writing ``c`` to
+``/proc/sysrq-trigger`` (for hosts where a panic and reboot beat a livelock). Takes no
+args. Returns STOP once the write succeeded (should the machine survive it) and
+CONTINUE, after a log line, when the file cannot be opened or written.
+
+Upstream has the plugin in its source tree but not in its meson build (so Debian's
+binary lacks it); it is built in here. Deliberate difference: under ``--dry-run`` it
+only logs what it would do, and returns STOP.
+
+The target file is :data:`SYSRQ_TRIGGER` unless the plugin environment names another;
+the test suite redirects both to a scratch file, so no test can panic the host.
+"""
+
+from __future__ import annotations
+
+import os
+
+from oomd import log
+from oomd.cgroup.context import OomdContext
+from oomd.engine.plugin import Plugin, PluginRet
+
+#: Looked up at every run (not bound at import), so the test suite can redirect it.
+SYSRQ_TRIGGER = "/proc/sysrq-trigger"
+
+
+def trigger_crash(path: str) -> str | None:
+    """Write ``c`` to ``path``; None on success, else upstream's failure message."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return f"Failed to open {path}"
+    try:
+        written = os.write(fd, b"c")
+    except OSError:
+        written = -1
+    finally:
+        os.close(fd)
+    return None if written == 1 else "Failed to trigger kernel panic"
+
+
+class KernelPanic(Plugin):
+    name = "kernel_panic"
+
+    def target(self) -> str:
+        return self.env.sysrq_trigger or SYSRQ_TRIGGER
+
+    def run(self, ctx: OomdContext) -> PluginRet:
+        path = self.target()
+        if self.env.dry_run:
+            log.always(f"dry run: not writing 'c' to {path} (would panic the kernel)")
+            return PluginRet.STOP
+        log.always(f"Triggering a kernel panic through {path}")
+        failure = trigger_crash(path)
+        if failure is not None:
+            log.info(failure)
+            return PluginRet.CONTINUE
+        return PluginRet.STOP

@@ -1,0 +1,65 @@
+"""``memory_reclaim``: fires while the kernel has reclaimed memory from its cgroups in
+the last ``duration`` seconds.
+
+Every run sums ``memory.stat`` ``pgscan`` over the cgroups (a missing file or key
+counts 0); a sum larger than the previous run's (initially 0) is a reclaim. As
+upstream, the first run that sees any pages scanned counts as a reclaim, and a
+cgroup that vanishes lowers the sum (so its return counts as a reclaim again).
+
+Deliberate difference: before any reclaim has been seen the detector does not fire.
+Upstream starts from the monotonic clock's epoch (boot), so it fires during the first
+``duration`` seconds after boot without any reclaim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from oomd.cgroup.context import OomdContext
+from oomd.cgroup.path import CgroupPattern
+from oomd.engine.args import CGROUP_ARG, RULESET_CGROUP_ARG, parse_int, require_cgroups
+from oomd.engine.plugin import Arg, Plugin, PluginRet
+
+
+def total_pgscan(values: Iterable[int | None]) -> int:
+    """The sum of the cgroups' pgscan counters, absent ones counting 0."""
+    return sum(v for v in values if v is not None)
+
+
+def reclaimed_recently(last_reclaim_at: float | None, now: float, duration: int) -> bool:
+    """Whether the last reclaim was at most ``duration`` whole seconds ago (elapsed
+    time truncated to seconds, as upstream): ``duration`` 0 fires on the tick of
+    the reclaim and during the following second only."""
+    return last_reclaim_at is not None and int(now - last_reclaim_at) <= duration
+
+
+class MemoryReclaim(Plugin):
+    name = "memory_reclaim"
+    needs_controllers = frozenset({"memory"})
+    args: ClassVar[tuple[Arg[Any], ...]] = (
+        CGROUP_ARG,
+        RULESET_CGROUP_ARG,
+        Arg("duration", parse_int, required=True),
+    )
+
+    cgroup: tuple[CgroupPattern, ...]
+    ruleset_cgroup: tuple[CgroupPattern, ...]
+    duration: int
+
+    def setup(self) -> None:
+        require_cgroups(self)
+        self.last_pgscan = 0
+        self.last_reclaim_at: float | None = None
+
+    def run(self, ctx: OomdContext) -> PluginRet:
+        pgscan = total_pgscan(
+            cg.memory_stat_value("pgscan") for cg in ctx.resolve(self.cgroup, self.ruleset_cgroup)
+        )
+        now = ctx.now()
+        if pgscan > self.last_pgscan:
+            self.last_reclaim_at = now
+        self.last_pgscan = pgscan
+        if reclaimed_recently(self.last_reclaim_at, now, self.duration):
+            return PluginRet.CONTINUE
+        return PluginRet.STOP

@@ -1,0 +1,55 @@
+"""``nr_dying_descendants``: fires when any of its cgroups (the root included) has a
+``cgroup.stat`` ``nr_dying_descendants`` at most ``count`` (``lte``, the default) or,
+with ``lte=false``, above ``count``. Cgroups without a readable ``cgroup.stat`` are
+skipped; a file without the key counts 0. There is no ``negate`` arg (upstream's docs
+list one; its code rejects it)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from oomd import log
+from oomd.cgroup.context import OomdContext
+from oomd.cgroup.path import CgroupPattern
+from oomd.engine.args import (
+    CGROUP_ARG,
+    RULESET_CGROUP_ARG,
+    parse_bool,
+    parse_unsigned_int,
+    require_cgroups,
+)
+from oomd.engine.plugin import Arg, Plugin, PluginRet
+
+
+def dying_matches(nr_dying: int, count: int, lte: bool) -> bool:
+    return nr_dying <= count if lte else nr_dying > count
+
+
+class NrDyingDescendants(Plugin):
+    name = "nr_dying_descendants"
+    args: ClassVar[tuple[Arg[Any], ...]] = (
+        CGROUP_ARG,
+        RULESET_CGROUP_ARG,
+        Arg("count", parse_unsigned_int, required=True),
+        Arg("lte", parse_bool, default=True),
+        Arg("debug", parse_bool, default=False),
+    )
+
+    cgroup: tuple[CgroupPattern, ...]
+    ruleset_cgroup: tuple[CgroupPattern, ...]
+    count: int
+    lte: bool
+    debug: bool
+
+    def setup(self) -> None:
+        require_cgroups(self)
+
+    def run(self, ctx: OomdContext) -> PluginRet:
+        for cg in ctx.resolve(self.cgroup, self.ruleset_cgroup):
+            nr = cg.nr_dying_descendants()
+            if nr is not None and dying_matches(nr, self.count, self.lte):
+                if self.debug:
+                    op = " <= " if self.lte else " > "
+                    log.info(f"nr_dying_descendants={nr}{op}count={self.count}")
+                return PluginRet.CONTINUE
+        return PluginRet.STOP

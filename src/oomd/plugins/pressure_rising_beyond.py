@@ -1,0 +1,93 @@
+"""``pressure_rising_beyond``: fires when the 60 s full pressure of the most pressured
+of its cgroups has stayed above ``threshold`` for ``duration`` seconds, the 10 s
+pressure is above it too, and the 10 s pressure is not falling fast.
+
+"Falling fast" means this tick's avg10 is below ``fast_fall_ratio`` times the avg10
+seen on the previous run. As upstream, the remembered avg10 starts at 100, so on its
+first run the detector can only fire when avg10 >= 100 * ``fast_fall_ratio`` (85 with
+the default ratio). All of this is single-precision arithmetic, as upstream's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from oomd import log
+from oomd.cgroup.context import OomdContext, fmt_mb
+from oomd.cgroup.fs import Pressure
+from oomd.cgroup.path import CgroupPattern
+from oomd.engine.args import (
+    CGROUP_ARG,
+    RULESET_CGROUP_ARG,
+    parse_float32,
+    parse_int,
+    parse_resource,
+    require_cgroups,
+    to_float32,
+)
+from oomd.engine.plugin import Arg, Plugin, PluginRet
+from oomd.plugins.pressure_above import most_pressured
+from oomd.plugins.timer import ThresholdTimer
+
+#: avg10 remembered before the first run (upstream's ``last_pressure_{100, 100, 100}``).
+INITIAL_LAST_AVG10 = 100.0
+DEFAULT_FAST_FALL_RATIO = to_float32(0.85)
+
+
+def falling_rapidly(avg10: float, last_avg10: float, fast_fall_ratio: float) -> bool:
+    """avg10 < last_avg10 * fast_fall_ratio, computed in single precision."""
+    f = to_float32
+    return f(avg10) < f(f(last_avg10) * f(fast_fall_ratio))
+
+
+def rising_beyond(
+    pressure: Pressure, last_avg10: float, threshold: int, fast_fall_ratio: float
+) -> tuple[bool, bool]:
+    """(avg60 over the threshold, avg10 over it and not falling fast): the first starts
+    or keeps the duration timer, both together (once the timer is met) fire."""
+    over60 = to_float32(pressure.avg60) > threshold
+    over10 = to_float32(pressure.avg10) > threshold
+    return over60, over10 and not falling_rapidly(pressure.avg10, last_avg10, fast_fall_ratio)
+
+
+class PressureRisingBeyond(Plugin):
+    name = "pressure_rising_beyond"
+    args: ClassVar[tuple[Arg[Any], ...]] = (
+        CGROUP_ARG,
+        RULESET_CGROUP_ARG,
+        Arg("resource", parse_resource, required=True),
+        Arg("threshold", parse_int, required=True),
+        Arg("duration", parse_int, required=True),
+        Arg("fast_fall_ratio", parse_float32, default=DEFAULT_FAST_FALL_RATIO),
+    )
+
+    cgroup: tuple[CgroupPattern, ...]
+    ruleset_cgroup: tuple[CgroupPattern, ...]
+    resource: str
+    threshold: int
+    duration: int
+    fast_fall_ratio: float
+
+    def setup(self) -> None:
+        require_cgroups(self)
+        self.timer = ThresholdTimer()
+        self.last_avg10 = INITIAL_LAST_AVG10
+
+    def run(self, ctx: OomdContext) -> PluginRet:
+        pressure, usage = most_pressured(
+            ctx.resolve(self.cgroup, self.ruleset_cgroup), self.resource
+        )
+        over60, rising10 = rising_beyond(
+            pressure, self.last_avg10, self.threshold, self.fast_fall_ratio
+        )
+        # Remembered on every run, firing or not (no cgroup at all remembers zeros).
+        self.last_avg10 = pressure.avg10
+        met = self.timer.update(over60, ctx.now(), self.duration)
+        if met and rising10:
+            log.info(
+                f"1m pressure {to_float32(pressure.avg60):.2f} is over the threshold of "
+                f"{self.threshold} for {self.duration} seconds , total usage is "
+                f"{fmt_mb(usage)}MB"
+            )
+            return PluginRet.CONTINUE
+        return PluginRet.STOP

@@ -1,0 +1,80 @@
+"""``swap_free``: fires when free swap is below ``threshold_pct`` percent of the total
+and (upstream HEAD) the host swaps out at least ``swapout_bps_threshold`` bytes per
+second.
+
+Swap totals come from ``/proc/swaps`` (not meminfo), as upstream; with no swap the
+threshold is 0 and the detector never fires. The arithmetic is upstream's unsigned
+64-bit one, so a ``threshold_pct`` below 0 or above 100 (accepted, with a warning)
+makes it fire whenever swap is enabled. The swap-out rate is sampled every tick from
+``/proc/vmstat`` ``pswpout`` (see :meth:`SystemContext.swapout_bps`) only when
+``swapout_bps_threshold`` is positive: with 0 (the default) the rate cannot matter.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from oomd import log
+from oomd.cgroup.context import OomdContext
+from oomd.engine.args import parse_int, parse_int64
+from oomd.engine.plugin import Arg, Plugin, PluginEnv, PluginRet
+
+_U64 = (1 << 64) - 1
+
+
+def parse_threshold_pct(value: str, env: PluginEnv) -> int:
+    """An integer; outside 0..100 it is accepted as upstream, with a note."""
+    pct = parse_int(value, env)
+    if not 0 <= pct <= 100:
+        env.notes.append(
+            f"threshold_pct {pct} is outside 0..100: swap_free then fires whenever swap "
+            "is enabled (as upstream)"
+        )
+    return pct
+
+
+def swap_threshold(total: int, pct: int) -> int:
+    """``total * pct / 100`` in upstream's unsigned 64-bit arithmetic."""
+    return ((total * (pct & _U64)) & _U64) // 100
+
+
+def swap_low(total: int, used: int, pct: int, swapout_bps: float, bps_threshold: int) -> bool:
+    """Free swap strictly below the threshold, and the swap-out rate at least
+    ``bps_threshold``."""
+    free = (total - used) & _U64
+    return free < swap_threshold(total, pct) and swapout_bps >= bps_threshold
+
+
+class SwapFree(Plugin):
+    name = "swap_free"
+    args: ClassVar[tuple[Arg[Any], ...]] = (
+        Arg("threshold_pct", parse_threshold_pct, required=True),
+        Arg("swapout_bps_threshold", parse_int64, default=0),
+    )
+
+    threshold_pct: int
+    swapout_bps_threshold: int
+
+    def prerun(self, ctx: OomdContext) -> None:
+        # Sample every tick, so the rate always covers the last interval.
+        if self.swapout_bps_threshold > 0:
+            ctx.system.swapout_bps()
+
+    def run(self, ctx: OomdContext) -> PluginRet:
+        total, used = ctx.system.swaps()
+        # pswpout never decreases, so the rate is >= 0 and a threshold <= 0 always holds.
+        rate = ctx.system.swapout_bps() if self.swapout_bps_threshold > 0 else 0.0
+        if not swap_low(total, used, self.threshold_pct, rate, self.swapout_bps_threshold):
+            return PluginRet.STOP
+        free = (total - used) & _U64
+        log.info(
+            f"SwapFree {free >> 20}MB is smaller than the threshold of "
+            f"{swap_threshold(total, self.threshold_pct) >> 20}MB, total swap is "
+            f"{total >> 20}MB"
+        )
+        if self.swapout_bps_threshold > 0:
+            log.info(
+                f"SwapOut rate {int(rate)}bps is greater than the threshold of "
+                f"{self.swapout_bps_threshold}bps"
+            )
+        return PluginRet.CONTINUE

@@ -1,0 +1,78 @@
+"""kernel_panic (upstream plugins/KernelPanic.cpp, reference 5.11; upstream has no
+test and no meson build of it). Every test here writes to a scratch file: the harness
+points the plugin at one, and tests/conftest.py points the plugin's default at
+another for the whole session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from oomd.engine.plugin import PluginRet
+from oomd.plugins import kernel_panic
+from oomd.plugins.kernel_panic import KernelPanic, trigger_crash
+from tests.support.harness import Harness, plugin, ruleset
+
+
+def action(h: Harness, dry_run: bool = False) -> KernelPanic:
+    h.load(
+        {"rulesets": [ruleset("r", [("g", [plugin("continue")])], [plugin("kernel_panic")])]},
+        dry_run=dry_run,
+    )
+    assert h.engine is not None
+    found = h.engine.rulesets[0].actions[0]
+    assert isinstance(found, KernelPanic)
+    return found
+
+
+def test_the_suite_never_targets_the_real_sysrq_trigger(harness: Harness) -> None:
+    assert kernel_panic.SYSRQ_TRIGGER != "/proc/sysrq-trigger"
+    assert action(harness).target() != "/proc/sysrq-trigger"
+    harness.env.sysrq_trigger = None
+    assert action(harness).target() == kernel_panic.SYSRQ_TRIGGER
+
+
+def test_writes_c_and_stops(harness: Harness) -> None:
+    target = Path(str(harness.env.sysrq_trigger))
+    target.write_text("")
+    assert harness.run(action(harness)) is PluginRet.STOP
+    assert target.read_text() == "c"
+
+
+def test_unopenable_trigger_logs_and_continues(harness: Harness, oolog: Path) -> None:
+    """Upstream: `Failed to open /proc/sysrq-trigger`, CONTINUE (the file is never
+    created: it must already exist)."""
+    target = Path(str(harness.env.sysrq_trigger))
+    assert not target.exists()
+    assert harness.run(action(harness)) is PluginRet.CONTINUE
+    assert not target.exists()
+    assert f"Failed to open {target}" in oolog.read_text()
+
+
+def test_failed_write_logs_and_continues() -> None:
+    """Upstream: `Failed to trigger kernel panic` when the write fails."""
+    assert trigger_crash("/dev/full") == "Failed to trigger kernel panic"
+
+
+def test_dry_run_writes_nothing(harness: Harness, oolog: Path) -> None:
+    """Deliberate difference: --dry-run never panics (upstream has no dry mode)."""
+    target = Path(str(harness.env.sysrq_trigger))
+    target.write_text("")
+    assert harness.run(action(harness, dry_run=True)) is PluginRet.STOP
+    assert target.read_text() == ""
+    assert "dry run: not writing 'c'" in oolog.read_text()
+
+
+def test_runs_as_an_action_in_the_engine(harness: Harness) -> None:
+    target = Path(str(harness.env.sysrq_trigger))
+    target.write_text("")
+    action(harness)
+    harness.tick()
+    assert target.read_text() == "c"
+
+
+@pytest.mark.parametrize("args", [{"dry": "true"}, {"cgroup": "/"}])
+def test_takes_no_args(harness: Harness, args: dict[str, str]) -> None:
+    problems = harness.problems("kernel_panic", **args)
+    assert len(problems) == 1 and "Unknown arg" in problems[0], problems
