@@ -4,8 +4,12 @@ kill_by_memory_size_or_growth on fake trees."""
 
 from __future__ import annotations
 
+import errno
+import signal
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from oomd.engine.plugin import PluginRet
 from oomd.plugins.kill_base import KillPlugin
@@ -243,3 +247,66 @@ def test_context_dump_fields_match_upstream_format(harness: Harness, oolog: Path
     assert "  io_cost_cumulative=0 io_cost_rate=0" in text
     assert "  pg_scan_cumulative=7 pg_scan_rate=0" in text
     assert "  kill_preference=NORMAL" in text
+
+
+def test_a_victim_that_cannot_be_signalled_is_logged_and_the_next_one_dies(
+    harness: Harness, spawner: Spawner, oolog: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EPERM on every process of the best victim: nothing is killed there, which is
+    logged, and the next candidate is tried, as upstream."""
+    protected, other = spawner.sleeper(), spawner.sleeper()
+    leaf(harness, "workload.slice/A", 100, [protected.pid])
+    leaf(harness, "workload.slice/B", 60, [other.pid])
+    real_send = signal.pidfd_send_signal
+
+    def send(fd: int, sig: int, *args: Any) -> None:
+        if _pid_of(fd) == protected.pid:
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+        real_send(fd, sig, *args)
+
+    monkeypatch.setattr(signal, "pidfd_send_signal", send)
+    action = load(harness)
+    harness.ctx.refresh()
+    assert action.run(harness.ctx) is PluginRet.STOP
+    assert victims(harness) == ["workload.slice/B"]
+    assert spawner.is_dead(other)
+    assert not spawner.is_dead(protected, timeout=0.2)
+    text = oolog.read_text()
+    assert f"{protected.pid}(" in text and "[E1]" in text
+    assert "No processed killed from workload.slice/A" in text
+
+
+def _pid_of(pidfd: int) -> int:
+    with open(f"/proc/self/fdinfo/{pidfd}") as f:
+        for line in f:
+            if line.startswith("Pid:"):
+                return int(line.split()[1])
+    return -1
+
+
+def test_a_victim_removed_after_ranking_is_skipped(
+    harness: Harness, spawner: Spawner, oolog: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cgroup that vanishes (or is re-created) between ranking and killing is never
+    killed; the next candidate is."""
+    gone, other = spawner.sleeper(), spawner.sleeper()
+    leaf(harness, "workload.slice/A", 100, [gone.pid])
+    leaf(harness, "workload.slice/B", 60, [other.pid])
+    action = load(harness)
+    real_rank = action.rank
+
+    def rank_then_recreate(ctx: Any, cgroups: Any) -> Any:
+        ranked = real_rank(ctx, cgroups)
+        # A new cgroup under the same name (made first, so it cannot reuse the inode;
+        # on cgroupfs inode numbers are never reused at all).
+        leaf(harness, "workload.slice/A.new", 100, [gone.pid])
+        harness.tree.remove("workload.slice/A")
+        harness.tree.path("workload.slice/A.new").rename(harness.tree.path("workload.slice/A"))
+        return ranked
+
+    monkeypatch.setattr(action, "rank", rank_then_recreate)
+    harness.ctx.refresh()
+    assert action.run(harness.ctx) is PluginRet.STOP
+    assert victims(harness) == ["workload.slice/B"]
+    assert not spawner.is_dead(gone, timeout=0.2)
+    assert "it was removed or re-created since it was ranked" in oolog.read_text()

@@ -29,6 +29,22 @@ def our_oomd() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "oomd"]
 
 
+#: Debian's build of upstream oomd (0.5.0), the oracle of tests/differential.
+UPSTREAM_OOMD = os.environ.get("OOMD_UPSTREAM", "/usr/bin/oomd")
+
+
+def upstream_oomd() -> list[str]:
+    """Upstream's binary, or skip (``make test`` installs it with apt where it can)."""
+    try:
+        with open(UPSTREAM_OOMD, "rb") as f:
+            is_elf = f.read(4) == b"\x7fELF"
+    except OSError:
+        pytest.skip(f"upstream oomd not installed at {UPSTREAM_OOMD} (apt-get install oomd)")
+    if not is_elf:
+        pytest.skip(f"{UPSTREAM_OOMD} is not upstream's (C++) oomd")
+    return [UPSTREAM_OOMD]
+
+
 def cgroup2_mount_point() -> str:
     mounts = mount.cgroup2_mounts()
     if not mounts:
@@ -41,7 +57,15 @@ def cgroup2_mount_point() -> str:
 class Daemon:
     """A running daemon; stops it (SIGTERM, then SIGKILL) on ``stop``."""
 
-    def __init__(self, argv: Sequence[str], tree: Path, workdir: Path) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        tree: Path,
+        workdir: Path,
+        binds: Sequence[tuple[Path, str]] = (),
+    ) -> None:
+        """``binds``: more (file, target) bind mounts inside the namespace, e.g. a fake
+        ``/proc/meminfo`` that only this daemon sees."""
         self.mount_point = cgroup2_mount_point()
         self.stderr_path = workdir / "daemon.stderr"
         self.kmsg_path = workdir / "kmsg"
@@ -51,9 +75,11 @@ class Daemon:
         if "-f" not in argv:
             argv = [*argv, "-f", self.mount_point]
         inner = " ".join(shlex.quote(a) for a in [*argv, "--kmsg-override", str(self.kmsg_path)])
-        script = (
-            f"mount --bind {shlex.quote(str(tree))} {shlex.quote(self.mount_point)} && exec {inner}"
+        mounts = [(str(tree), self.mount_point), *((str(src), dst) for src, dst in binds)]
+        script = "".join(
+            f"mount --bind {shlex.quote(src)} {shlex.quote(dst)} && " for src, dst in mounts
         )
+        script += f"exec {inner}"
         self._stderr = open(self.stderr_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             ["unshare", "-m", "--propagation", "private", "sh", "-c", script],

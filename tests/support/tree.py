@@ -52,6 +52,14 @@ class FakeTree:
     def write(self, rel: str, filename: str, content: str) -> None:
         (self.path(rel) / filename).write_text(content)
 
+    def write_atomic(self, rel: str, filename: str, content: str) -> None:
+        """Replace a file by rename, so a daemon reading it meanwhile (e.g. a counter
+        a test advances while daemons run) sees the old or the new content, never half."""
+        target = self.path(rel) / filename
+        tmp = target.with_name(f".{filename}.tmp")
+        tmp.write_text(content)
+        os.replace(tmp, target)
+
     def cgroup(
         self,
         rel: str,

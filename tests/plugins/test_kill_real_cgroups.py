@@ -1,0 +1,123 @@
+"""Kill plugins end to end on real cgroups: the test creates its own cgroup2 directories
+under the host's cgroup2 mount, moves processes it spawned into them, and checks that
+exactly the victim's processes die, through cgroup.kill (with and without freezing) and
+through the pidfd path. Everything it creates is removed afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from oomd.cgroup import mount
+from oomd.cgroup.context import OomdContext
+from oomd.cgroup.system import SystemContext
+from oomd.config.compiler import compile_config
+from oomd.config.parser import parse_config
+from oomd.engine.plugin import PluginEnv
+from oomd.log import NullKmsg
+from oomd.plugins.kill_base import KillPlugin
+from oomd.stats import Stats
+from tests.support.procs import Spawner
+
+
+@pytest.fixture
+def cgroup_base() -> Iterator[Path]:
+    """A fresh cgroup under the host's cgroup2 mount, removed (with everything below
+    it) afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create cgroups")
+    mounts = mount.cgroup2_mounts()
+    if not mounts:
+        pytest.skip("no cgroup2 filesystem mounted")
+    base = Path(mounts[0]) / f"oomd-plugin-test-{uuid.uuid4().hex[:8]}"
+    try:
+        base.mkdir()
+    except OSError as e:
+        pytest.skip(f"cannot create a cgroup under {mounts[0]}: {e.strerror}")
+    try:
+        yield base
+    finally:
+        for d in [*sorted(base.rglob("*"), key=lambda p: len(p.parts), reverse=True), base]:
+            if not d.is_dir():
+                continue
+            for _ in range(50):  # exiting processes leave the cgroup asynchronously
+                try:
+                    d.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.02)
+
+
+def _move(pid: int, cgroup: Path) -> None:
+    (cgroup / "cgroup.procs").write_text(str(pid))
+
+
+@pytest.mark.parametrize(
+    ("mode", "kernelkill"),
+    [("cgroup.kill", False), ("cgroup.kill", True), ("pidfd", False)],
+    ids=["cgroup.kill", "freeze+cgroup.kill", "pidfd"],
+)
+def test_kill_by_pressure_kills_exactly_the_preferred_cgroup(
+    cgroup_base: Path, spawner: Spawner, mode: str, kernelkill: bool
+) -> None:
+    if mode == "cgroup.kill" and not (cgroup_base / "cgroup.kill").exists():
+        pytest.skip("kernel without cgroup.kill")
+    procs: dict[str, list[int]] = {}
+    for name, count in (("a", 1), ("b", 2), ("c", 1)):
+        d = cgroup_base / "workload" / name
+        d.mkdir(parents=True)
+        procs[name] = []
+        for _ in range(count):
+            child = spawner.sleeper()
+            _move(child.pid, d)
+            procs[name].append(child.pid)
+    # Idle cgroups all have 0 pressure: the PREFER xattr decides.
+    os.setxattr(cgroup_base / "workload" / "b", "trusted.oomd_prefer", b"")
+    children = {c.pid: c for c in spawner.children}
+
+    env = PluginEnv(
+        cgroup_fs=str(cgroup_base), system=SystemContext(), kmsg=NullKmsg(), stats=Stats()
+    )
+    config = {
+        "rulesets": [
+            {
+                "name": "real",
+                "detectors": [["always", {"name": "continue"}]],
+                "actions": [
+                    {
+                        "name": "kill_by_pressure",
+                        "args": {
+                            "cgroup": "workload/*",
+                            "resource": "memory",
+                            "kernelkill": str(kernelkill).lower(),
+                        },
+                    }
+                ],
+            }
+        ]
+    }
+    engine = compile_config(parse_config(json.dumps(config), "real.json"), env).engine
+    action = engine.rulesets[0].actions[0]
+    assert isinstance(action, KillPlugin)
+    action.killer.use_cgroup_kill = mode == "cgroup.kill"
+    engine.tick(OomdContext(str(cgroup_base), env.system))
+
+    assert all(Spawner.is_dead(children[pid]) for pid in procs["b"])
+    assert not any(Spawner.is_dead(children[pid], timeout=0.2) for pid in procs["a"] + procs["c"])
+    assert isinstance(env.kmsg, NullKmsg)
+    assert [line for line in env.kmsg.lines if line.startswith("oomd kill: ")] == [
+        "oomd kill: 0.00 0.00 0.00 workload/b 0 ruleset:[real] detectorgroup:[always] "
+        "killer:kill_by_pressure v2"
+    ]
+    victim = cgroup_base / "workload" / "b"
+    assert os.getxattr(victim, "trusted.oomd_ooms") == b"1"
+    assert os.getxattr(victim, "trusted.oomd_kill") == b"2"
+    assert env.stats.get("oomd.kills") == 1
+    if kernelkill:
+        assert (victim / "cgroup.freeze").read_text().strip() == "1"
