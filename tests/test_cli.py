@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from oomd import __version__
+from oomd.cgroup.context import DEFAULT_HDD_COEFFS, DEFAULT_SSD_COEFFS, DeviceType, IoCostCoeffs
 from oomd.cli import DEFAULT_CONFIG, Options, UsageExit, parse_args
 from oomd.plugins import registry
 
@@ -204,6 +205,26 @@ def test_list_plugins_prints_each_plugin_on_stderr_and_exits_0(
     listed = {line[1:] for line in lines[1:]}
     assert listed == set(registry.names())
     assert {"continue", "stop", "pressure_above", "kill_by_memory_size_or_growth"} <= listed
+    # Every upstream detector (issue 3), kernel_panic included.
+    assert {
+        "pressure_above",
+        "pressure_rising_beyond",
+        "memory_above",
+        "memory_reclaim",
+        "swap_free",
+        "exists",
+        "nr_dying_descendants",
+        "dump_cgroup_overview",
+        "kernel_panic",
+    } <= listed
+    # All five kill plugins (issue 4).
+    assert {
+        "kill_by_memory_size_or_growth",
+        "kill_by_swap_usage",
+        "kill_by_pressure",
+        "kill_by_pg_scan",
+        "kill_by_io_cost",
+    } <= listed
 
 
 def test_help_version_and_list_act_where_they_appear(capfd: pytest.CaptureFixture[str]) -> None:
@@ -347,27 +368,77 @@ def test_interval_is_read_with_stoi_so_sign_and_leading_space_are_accepted(
     assert parse_args(["-i", value]).interval == expected
 
 
-# -- flags not supported yet --------------------------------------------------------------------
+# -- io cost: --device, --ssd-coeffs, --hdd-coeffs ------------------------------------------------
+
+
+@pytest.fixture
+def dev_block(tmp_path: Path) -> str:
+    """A fake /sys/dev/block: 8:0 rotational (HDD), 259:0 not (SSD), 9:9 garbage."""
+    for dev, rotational in (("8:0", "1\n"), ("259:0", "0\n"), ("9:9", "2\n")):
+        queue = tmp_path / "block" / dev / "queue"
+        queue.mkdir(parents=True)
+        (queue / "rotational").write_text(rotational)
+    return str(tmp_path / "block")
+
+
+def test_device_list_is_typed_from_sysfs(dev_block: str) -> None:
+    """Main.cpp parseDevices + Fs::getDeviceType: rotational 1 is HDD, 0 is SSD; empty
+    items of the comma list are skipped (Util::split)."""
+    opts = parse_args(["--device", "8:0,,259:0"], dev_block)
+    assert opts.io_devices == {"8:0": DeviceType.HDD, "259:0": DeviceType.SSD}
+    assert parse_args([], dev_block).io_devices == {}
+
+
+@pytest.mark.parametrize("device", ["7:7", "9:9", "8:0,7:7"])
+def test_unknown_or_unreadable_device_exits_1(
+    device: str, dev_block: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(UsageExit) as excinfo:
+        parse_args(["--device", device], dev_block)
+    assert excinfo.value.code == 1
+    out, err = capfd.readouterr()
+    assert out == ""
+    assert err.startswith("Invalid devices: ")
+    assert "rotational" in err
+
+
+def test_coefficients_are_read_like_stod_with_zeros_for_missing_values() -> None:
+    """Main.cpp parseCoeffs: up to 6 values in the documented order, missing ones 0,
+    extra ones ignored, a numeric prefix is enough (stod)."""
+    opts = parse_args(["--ssd-coeffs", "1,2.5e-3,,0x10", "--hdd-coeffs=1,2,3,4,5,6,7x,8"])
+    assert opts.ssd_coeffs == IoCostCoeffs(1.0, 2.5e-3, 16.0, 0.0, 0.0, 0.0)
+    assert opts.hdd_coeffs == IoCostCoeffs(1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
+    defaults = parse_args([])
+    assert defaults.ssd_coeffs == DEFAULT_SSD_COEFFS
+    assert defaults.hdd_coeffs == DEFAULT_HDD_COEFFS
+    assert parse_args(["--hdd-coeffs", "3abc"]).hdd_coeffs == IoCostCoeffs(3.0)
+
+
+def test_help_states_the_default_coefficients() -> None:
+    from oomd.cgroup.iocost import parse_coeffs
+    from oomd.cli import USAGE
+
+    ssd = USAGE.split("Defaults:\nSSD ", 1)[1].split(";", 1)[0]
+    hdd = USAGE.split("; HDD ", 1)[1].split(".\n", 1)[0]
+    assert parse_coeffs(ssd) == DEFAULT_SSD_COEFFS
+    assert parse_coeffs(hdd) == DEFAULT_HDD_COEFFS
 
 
 @pytest.mark.parametrize(
-    ("argv", "name"),
+    ("argv", "message"),
     [
-        (["-w", "/etc/oomd"], "--drop-in-dir"),
-        (["--drop-in-dir", "/etc/oomd"], "--drop-in-dir"),
-        (["--device", "8:0"], "--device"),
-        (["--ssd-coeffs", "1,2"], "--ssd-coeffs"),
-        (["--hdd-coeffs=1,2"], "--hdd-coeffs"),
+        (["--ssd-coeffs", "1,x"], "Invalid SSD coefficients: "),
+        (["--hdd-coeffs", "abc"], "Invalid HDD coefficients: "),
+        (["--hdd-coeffs", "1e999"], "Invalid HDD coefficients: "),  # upstream aborts
     ],
 )
-def test_flag_not_supported_yet_exits_1_naming_it(
-    argv: list[str], name: str, capfd: pytest.CaptureFixture[str]
+def test_bad_coefficients_exit_1(
+    argv: list[str], message: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     assert exit_code(argv) == 1
     out, err = capfd.readouterr()
     assert out == ""
-    assert name in err
-    assert "not supported yet" in err
+    assert err.startswith(message)
 
 
 # -- the installed entry points -------------------------------------------------------------------

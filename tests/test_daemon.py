@@ -96,7 +96,9 @@ def test_daemon_kills_exactly_the_chosen_cgroup(
     assert tree.get_xattr("workload.slice/big.service", "trusted.oomd_ooms") == b"1"
     assert tree.get_xattr("workload.slice/small.service", "trusted.oomd_ooms") is None
     # The stats socket of the running daemon, through our own client.
-    dump = subprocess.run([*our_oomd(), "-d", "-D", str(tmp_path / "run")], capture_output=True, text=True, timeout=30)
+    dump = subprocess.run(
+        [*our_oomd(), "-d", "-D", str(tmp_path / "run")], capture_output=True, text=True, timeout=30
+    )
     assert dump.returncode == 0, dump.stderr
     assert '\t"oomd.kills" : 1\n' in dump.stdout
     status = daemon.stop(signal.SIGTERM)
@@ -202,7 +204,12 @@ def test_unwritable_kmsg_exits_1(tmp_path: Path) -> None:
 def test_default_policy_when_no_config_given(tmp_path: Path) -> None:
     ir, is_default = _load_ir(Options(config=str(tmp_path / "absent.json")))
     assert is_default and ir.source == "<built-in default policy>"
-    assert [r.name for r in ir.rulesets] == ["user session protection"]
+    assert [r.name for r in ir.rulesets] == ["system overview", "user session protection"]
+    protection = ir.rulesets[1]
+    assert [[d.name for d in g.detectors] for g in protection.detector_groups] == [
+        ["pressure_above", "memory_reclaim"],
+        ["pressure_above", "memory_reclaim"],
+    ]
     with pytest.raises(Exception, match="cannot read config"):
         _load_ir(Options(config=str(tmp_path / "absent.json"), config_given=True))
 
@@ -227,3 +234,51 @@ def test_runtime_lock_is_exclusive_and_names_the_holder(tmp_path: Path) -> None:
             acquire_lock("/proc/forbidden/run")
     finally:
         os.close(fd)
+
+
+def test_drop_in_written_while_running_takes_effect(
+    tree: FakeTree, tmp_path: Path, spawner: Spawner, daemons: list[Daemon]
+) -> None:
+    """-w DIR: a drop-in that replaces the actions makes the daemon kill elsewhere."""
+    quiet = {
+        "rulesets": [
+            {
+                "name": "protect workload",
+                "drop-in": {"actions": True},
+                "detectors": [["always", {"name": "continue"}]],
+                "actions": [
+                    {"name": "kill_by_memory_size_or_growth", "args": {"cgroup": "nothing.slice/*"}}
+                ],
+            }
+        ]
+    }
+    victim = spawner.sleeper()
+    tree.cgroup(
+        "workload.slice/big.service", current=400 << 20, procs=[victim.pid], stat={"anon": 1}
+    )
+    directory = tmp_path / "dropins"
+    directory.mkdir()
+    daemon = start(daemons, tree, tmp_path, "-w", str(directory), config=quiet)
+    assert daemon.wait_for(lambda: "Running oomd" in daemon.stderr()), daemon.stderr()
+    (directory / "kill-workload.json").write_text(
+        json.dumps(
+            {
+                "rulesets": [
+                    {
+                        "name": "protect workload",
+                        "actions": [
+                            {
+                                "name": "kill_by_memory_size_or_growth",
+                                "args": {"cgroup": "workload.slice/*"},
+                            }
+                        ],
+                    }
+                ]
+            }
+        )
+    )
+    assert daemon.wait_for(
+        lambda: any("workload.slice/big.service" in line for line in daemon.kmsg())
+    ), daemon.stderr()
+    assert spawner.is_dead(victim)
+    assert "Drop in config=kill-workload.json injected into engine" in daemon.stderr()

@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from oomd import __version__, log
+from oomd.cgroup import iocost
+from oomd.cgroup.context import DEFAULT_HDD_COEFFS, DEFAULT_SSD_COEFFS, DeviceType, IoCostCoeffs
 from oomd.cgroup.fs import c_int_prefix
 from oomd.cgroup.mount import DEFAULT_CGROUP_FS
 from oomd.stats import SOCKET_NAME
@@ -49,6 +51,10 @@ extensions (not in upstream oomd):
 Without --config, /etc/oomd.json is used if it exists, else a built-in default policy.
 If /sys/fs/cgroup is not cgroup2 and --cgroup-fs is not given, the cgroup2 mount is
 found in /proc/self/mountinfo.
+--device ids are checked in /sys/dev/block/<id>/queue/rotational (1: HDD, 0: SSD).
+--ssd-coeffs/--hdd-coeffs: up to six numbers, read iops, read bandwidth, write iops,
+write bandwidth, trim iops, trim bandwidth (missing ones are 0). Defaults:
+SSD 1.21e-2,6.25e-7,1.07e-3,2.61e-7,2.37e-2,9.10e-10; HDD 1.31e-3,1.13e-7,2.58e-1,5.04e-7,0,0.
 """
 
 SHORT = "hvC:w:i:f:c:lD:dr"
@@ -71,15 +77,6 @@ LONG = [
     "dry-run",
 ]
 
-#: Flags whose feature has not landed yet: parsed, then refused with this name.
-NOT_YET = {
-    "-w": "--drop-in-dir",
-    "--drop-in-dir": "--drop-in-dir",
-    "--device": "--device",
-    "--ssd-coeffs": "--ssd-coeffs",
-    "--hdd-coeffs": "--hdd-coeffs",
-}
-
 
 @dataclass
 class Options:
@@ -91,8 +88,13 @@ class Options:
     runtime_dir: str = DEFAULT_RUNTIME_DIR
     kmsg: str = DEFAULT_KMSG
     dry_run: bool = False
+    #: ``--device``: io.stat device id -> SSD/HDD, for io cost.
+    io_devices: dict[str, DeviceType] = field(default_factory=dict)
+    ssd_coeffs: IoCostCoeffs = DEFAULT_SSD_COEFFS
+    hdd_coeffs: IoCostCoeffs = DEFAULT_HDD_COEFFS
     dump_stats: bool = False
     reset_stats: bool = False
+    dropin_dir: str | None = None
 
     @property
     def stats_socket(self) -> str:
@@ -189,8 +191,9 @@ def _list_plugins() -> None:
     log.raw("\n".join(lines))
 
 
-def parse_args(argv: Sequence[str]) -> Options:
-    """Parse the command line; raises UsageExit for -h/-v/-l and errors."""
+def parse_args(argv: Sequence[str], dev_block_root: str = iocost.DEV_BLOCK_ROOT) -> Options:
+    """Parse the command line; raises UsageExit for -h/-v/-l and errors. ``--device``
+    ids are checked under ``dev_block_root`` (``/sys/dev/block``)."""
     opts = Options()
     rest: list[str] = []
     try:
@@ -225,13 +228,29 @@ def parse_args(argv: Sequence[str]) -> Options:
                 opts.kmsg = value
             elif flag == "--dry-run":
                 opts.dry_run = True
+            elif flag in ("-w", "--drop-in-dir"):
+                opts.dropin_dir = value
             elif flag in ("-d", "--dump-stats"):
                 opts.dump_stats = True
             elif flag in ("-r", "--reset-stats"):
                 opts.reset_stats = True
-            elif flag in NOT_YET:
-                log.raw(f"oomd: {NOT_YET[flag]} is not supported yet by this version of oomd")
-                raise UsageExit(1)
+            elif flag == "--device":
+                try:
+                    opts.io_devices = iocost.parse_devices(value, dev_block_root)
+                except ValueError as e:
+                    log.raw(f"Invalid devices: {e}")
+                    raise UsageExit(1) from None
+            elif flag in ("--ssd-coeffs", "--hdd-coeffs"):
+                kind = "SSD" if flag == "--ssd-coeffs" else "HDD"
+                try:
+                    coeffs = iocost.parse_coeffs(value)
+                except ValueError as e:
+                    log.raw(f"Invalid {kind} coefficients: {e}")
+                    raise UsageExit(1) from None
+                if kind == "SSD":
+                    opts.ssd_coeffs = coeffs
+                else:
+                    opts.hdd_coeffs = coeffs
     except GetoptError as e:
         log.raw(str(e))
         log.raw("Unknown option or missing argument")

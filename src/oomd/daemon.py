@@ -20,14 +20,15 @@ from dataclasses import dataclass
 
 from oomd import log
 from oomd.cgroup import mount
-from oomd.cgroup.context import OomdContext
+from oomd.cgroup.context import ContextParams, OomdContext
 from oomd.cgroup.system import SystemContext
 from oomd.cli import Options
-from oomd.config.compiler import Compiled, compile_config
+from oomd.config.compiler import Compiled, compile_config, compile_dropin
 from oomd.config.default_policy import DEFAULT_POLICY_NAME, DEFAULT_POLICY_TEXT
 from oomd.config.errors import ConfigError
 from oomd.config.ir import ConfigIR
 from oomd.config.parser import load_config, parse_config
+from oomd.dropin import DropInService
 from oomd.engine.plugin import PluginEnv
 from oomd.log import Kmsg, NullKmsg
 from oomd.stats import CORE_KEYS, Stats, StatsServer
@@ -267,13 +268,23 @@ def run(opts: Options) -> int:
     _try_mlockall()
     _try_oom_score_adj()
     signals = _Signals.install()
-    ctx = OomdContext(cgroup_fs, env.system)
+    params = ContextParams(
+        io_devices=dict(opts.io_devices), ssd_coeffs=opts.ssd_coeffs, hdd_coeffs=opts.hdd_coeffs
+    )
+    ctx = OomdContext(cgroup_fs, env.system, params=params)
     engine = compiled.engine
+    dropins = None
+    if opts.dropin_dir is not None:
+        dropins = DropInService(
+            opts.dropin_dir, engine, lambda unit_ir: compile_dropin(ir, unit_ir, env)
+        )
     log.always("Running oomd")
     interval = float(opts.interval)
     next_tick = time.monotonic()
     while not signals.received:
         try:
+            if dropins is not None:
+                dropins.poll()
             engine.tick(ctx)
         except Exception as e:
             log.always(f"Error during tick: {type(e).__name__}: {e}")

@@ -409,10 +409,18 @@ def test_null_array_and_object_args_are_recorded_as_bad_args_in_sorted_order() -
     after it (verified: args a, b, c=null, d dump only a and b). We record the bad ones
     (ir.PluginIR.bad_args) so the compiler can reject them, and keep the others."""
     plugin = only_plugin(
-        {"name": "continue", "args": {"d": "y", "c": None, "b": "x", "a": 1, "e": [1], "f": {}}}
+        {"name": "continue", "args": {"d": "y", "c": None, "b": "x", "a": 1, "e": [[1]], "f": {}}}
     )
     assert plugin.args == {"a": "1", "b": "x", "d": "y"}
     assert plugin.bad_args == ("c", "e", "f")
+
+
+def test_arrays_of_scalars_are_kept_as_list_args() -> None:
+    """Our extension for list-valued args (the exec prekill hook's argv); the
+    compiler rejects them for every arg not declared to take a list."""
+    plugin = only_plugin({"name": "continue", "args": {"argv": ["/bin/echo", 1, True]}})
+    assert plugin.list_args == {"argv": ("/bin/echo", "1", "true")}
+    assert plugin.bad_args == ()
 
 
 # -- prekill hooks ------------------------------------------------------------------------

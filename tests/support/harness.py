@@ -8,9 +8,10 @@ from typing import Any
 from oomd.cgroup.context import OomdContext
 from oomd.cgroup.system import SystemContext
 from oomd.config.compiler import Compiled, compile_config
+from oomd.config.errors import ConfigError
 from oomd.config.parser import parse_config
 from oomd.engine.engine import Engine
-from oomd.engine.plugin import PluginEnv
+from oomd.engine.plugin import Plugin, PluginEnv, PluginRet
 from oomd.log import NullKmsg
 from oomd.stats import Stats
 from tests.support.tree import FakeProc, FakeTree
@@ -43,6 +44,7 @@ class Harness:
             stats=self.stats,
             sleep=lambda _s: None,
             controllers=None,
+            sysrq_trigger=str(tree.root.parent / "sysrq-trigger"),
         )
         self.ctx = OomdContext(tree.fs, self.env.system, clock=self.clock)
         self.engine: Engine | None = None
@@ -51,7 +53,8 @@ class Harness:
     def load(self, config: str | dict[str, Any], dry_run: bool = False) -> Engine:
         text = config if isinstance(config, str) else json.dumps(config)
         self.env.dry_run = dry_run
-        self.compiled = compile_config(parse_config(text, "test.json"), self.env)
+        self.ir = parse_config(text, "test.json")
+        self.compiled = compile_config(self.ir, self.env)
         self.engine = self.compiled.engine
         return self.engine
 
@@ -65,6 +68,31 @@ class Harness:
     @property
     def kills(self) -> list[str]:
         return [line for line in self.kmsg.lines if line.startswith("oomd kill: ")]
+
+    def detector(self, name: str, **args: Any) -> Plugin:
+        """Load a config whose one ruleset has the one detector ``name`` (with
+        ``args``) and a ``continue`` action; return the compiled detector."""
+        self.load(
+            {"rulesets": [ruleset("r", [("g", [plugin(name, **args)])], [plugin("continue")])]}
+        )
+        assert self.engine is not None
+        return self.engine.rulesets[0].detector_groups[0].detectors[0]
+
+    def problems(self, name: str, **args: Any) -> list[str]:
+        """The compiler's complaints about the one detector ``name`` with ``args``."""
+        try:
+            self.detector(name, **args)
+        except ConfigError as e:
+            return e.problems
+        return []
+
+    def run(self, target: Plugin, advance: float = 1.0) -> PluginRet:
+        """One tick for one plugin alone: advance the clock, refresh the context,
+        prerun and run it."""
+        self.clock.advance(advance)
+        self.ctx.refresh()
+        target.prerun(self.ctx)
+        return target.run(self.ctx)
 
 
 def ruleset(

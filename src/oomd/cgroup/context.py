@@ -512,6 +512,9 @@ class OomdContext:
         self.action_context = ActionContext()
         self.invoking_ruleset: PauseTarget | None = None
         self.ruleset_cgroup: CgroupPath | None = None
+        #: Set by the engine: fires the first matching prekill hook for a victim and
+        #: returns its invocation (or None when no hook matches).
+        self.prekill_hook_handler: Callable[[CgroupContext, ActionContext], Any] | None = None
         self._resolved: dict[tuple[object, ...], list[CgroupContext]] = {}
 
     def now(self) -> float:
@@ -521,7 +524,7 @@ class OomdContext:
         """Start a new tick: archive history, forget cgroups nobody used last tick."""
         previous = self.tick
         self.tick += 1
-        self.system.refresh()
+        self.system.refresh(self.clock())
         self._resolved = {}
         stale = []
         for key, cgroup in self.cgroups.items():

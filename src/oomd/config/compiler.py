@@ -17,8 +17,9 @@ from oomd.cgroup.fs import c_int_prefix
 from oomd.cgroup.path import parse_pattern_list
 from oomd.config.errors import ConfigError
 from oomd.config.ir import ConfigIR, PluginIR, RulesetIR
-from oomd.engine.engine import Engine
+from oomd.engine.engine import DropInUnit, Engine
 from oomd.engine.plugin import ArgError, Plugin, PluginEnv, PluginInitError
+from oomd.engine.prekill import PrekillHook
 from oomd.engine.ruleset import DetectorGroup, Ruleset
 from oomd.plugins import registry
 
@@ -47,17 +48,21 @@ class _Compiler:
     def warn(self, where: str, message: str) -> None:
         self.warnings.append(f"{self.ir.source}: {where}: {message}")
 
-    def plugin(self, ir: PluginIR, where: str) -> Plugin | None:
+    def plugin(
+        self, ir: PluginIR, where: str, lookup: Callable[[str], type[Plugin] | None] = registry.get
+    ) -> Plugin | None:
         if not ir.name:
             self.fail(where, "Plugin is missing name")
             return None
-        cls = registry.get(ir.name)
+        cls = lookup(ir.name)
         where = f'{where}: plugin "{ir.name}"'
         if cls is None:
-            if ir.name in registry.UPSTREAM:
+            if lookup is registry.get and ir.name in registry.UPSTREAM:
                 self.fail(where, "this upstream oomd plugin is not implemented yet in this version")
-            else:
+            elif lookup is registry.get:
                 self.fail(where, f"Could not locate plugin={ir.name} in plugin registry")
+            else:
+                self.fail(where, f'Unknown PrekillHook "{ir.name}"')
             return None
         ok = True
         for arg in ir.bad_args:
@@ -71,10 +76,14 @@ class _Compiler:
         if not cls.accepts_any_args:
             known = {a.name: a for a in cls.args}
             for a in cls.args:
-                if a.required and a.name not in ir.args:
+                if a.required and a.name not in ir.args and a.name not in ir.list_args:
                     self.fail(where, f'Required arg "{a.name}" missing')
                     ok = False
-            for key, text in ir.args.items():
+            given: list[tuple[str, str | tuple[str, ...]]] = [
+                *ir.args.items(),
+                *ir.list_args.items(),
+            ]
+            for key, value in given:
                 spec = known.get(key)
                 if spec is None:
                     self.fail(
@@ -83,8 +92,13 @@ class _Compiler:
                     ok = False
                     continue
                 try:
-                    values[key] = spec.parse(text, self.env)
-                except ValueError as e:
+                    if isinstance(value, str):
+                        values[key] = spec.parse(value, self.env)
+                    elif spec.parse_list is not None:
+                        values[key] = spec.parse_list(value, self.env)
+                    else:
+                        raise ValueError("must be a string, number or bool, not an array")
+                except (ValueError, ArithmeticError) as e:
                     self.fail(where, f'arg "{key}": {e}')
                     ok = False
                 for note in self.env.notes:
@@ -100,6 +114,11 @@ class _Compiler:
         except PluginInitError as e:
             self.fail(where, f"failed to init: {e}")
             return None
+        finally:
+            # Remarks from setup() (e.g. args parsed there, like memory_above's sizes).
+            for note in self.env.notes:
+                self.warn(where, note)
+            self.env.notes.clear()
         self.check_host(plugin, where)
         return plugin
 
@@ -134,7 +153,8 @@ class _Compiler:
             self.fail(where, f"Ruleset {key} must be non-negative")
         return value
 
-    def ruleset(self, ir: RulesetIR, index: int) -> Ruleset | None:
+    def ruleset(self, ir: RulesetIR, index: int, lenient: bool = False) -> Ruleset | None:
+        """Compile one ruleset; ``lenient`` (drop-ins) allows no groups or actions."""
         where = f'ruleset "{ir.name}"' if ir.name else f"ruleset #{index + 1}"
         before = len(self.problems)
         if not ir.name:
@@ -150,7 +170,7 @@ class _Compiler:
                 silence_plugins = True
             else:
                 self.fail(where, f"Unrecognized log source={part}")
-        if not ir.detector_groups or not ir.actions:
+        if not lenient and (not ir.detector_groups or not ir.actions):
             self.fail(where, "Ruleset is missing DetectorGroups or missing Actions")
         post_action_delay = self.delay(
             ir.post_action_delay, DEFAULT_POST_ACTION_DELAY, where, "post_action_delay"
@@ -198,6 +218,9 @@ class _Compiler:
             cgroups=cgroups,
             xattr_filter=ir.xattr_filter if cgroups else "",
             factory=self._copier(ir) if cgroups else None,
+            disable_on_drop_in=ir.dropin.disable_on_drop_in,
+            dropin_detectors=ir.dropin.detectors,
+            dropin_actions=ir.dropin.actions,
         )
 
     def _copier(self, ir: RulesetIR) -> Callable[[], Ruleset | None]:
@@ -216,19 +239,71 @@ class _Compiler:
 
         return build
 
+    def hooks(self) -> list[PrekillHook]:
+        hooks = []
+        for index, ir in enumerate(self.ir.prekill_hooks):
+            hook = self.plugin(ir, f"prekill hook #{index + 1}", lookup=registry.get_hook)
+            if hook is not None:
+                assert isinstance(hook, PrekillHook)
+                hooks.append(hook)
+        return hooks
+
     def compile(self) -> Compiled:
         rulesets = []
         for index, rs in enumerate(self.ir.rulesets):
             compiled = self.ruleset(rs, index)
             if compiled is not None:
                 rulesets.append(compiled)
-        if self.ir.prekill_hooks:
-            self.fail("prekill_hooks", "prekill hooks are not supported yet")
+        hooks = self.hooks()
         if self.problems:
             raise ConfigError(self.problems)
-        return Compiled(Engine(rulesets), self.warnings)
+        return Compiled(Engine(rulesets, hooks, self.env.stats), self.warnings)
+
+    def dropin(self, base: ConfigIR) -> DropInUnit:
+        """Upstream's compileDropIn: each drop-in ruleset names an existing base
+        ruleset and replaces its detector groups and/or actions (where the base's
+        ``drop-in`` key allows it); everything else comes from the base."""
+        unit = DropInUnit()
+        for index, dropin in enumerate(self.ir.rulesets):
+            where = f'ruleset "{dropin.name}"' if dropin.name else f"ruleset #{index + 1}"
+            target = next((r for r in base.rulesets if r.name == dropin.name), None)
+            if target is None:
+                self.fail(where, f"Could not locate targeted ruleset={dropin.name}")
+                continue
+            # The drop-in's own keys are validated, then ignored (as upstream).
+            if (
+                self.ruleset(
+                    dataclasses.replace(dropin, detector_groups=(), actions=()), index, lenient=True
+                )
+                is None
+            ):
+                continue
+            if dropin.detector_groups and not target.dropin.detectors:
+                self.fail(where, "Error: DetectorGroup drop-in configs disabled")
+                continue
+            if dropin.actions and not target.dropin.actions:
+                self.fail(where, "Error: Action drop-in configs disabled")
+                continue
+            merged = dataclasses.replace(
+                target,
+                detector_groups=dropin.detector_groups or target.detector_groups,
+                actions=dropin.actions or target.actions,
+            )
+            compiled = self.ruleset(merged, index)
+            if compiled is not None:
+                unit.rulesets.append(compiled)
+        unit.prekill_hooks = self.hooks()
+        if self.problems:
+            raise ConfigError(self.problems)
+        return unit
 
 
 def compile_config(ir: ConfigIR, env: PluginEnv) -> Compiled:
     """Build the engine for ``ir``; raises ConfigError listing every problem."""
     return _Compiler(ir, env).compile()
+
+
+def compile_dropin(base: ConfigIR, dropin: ConfigIR, env: PluginEnv) -> DropInUnit:
+    """Build what a drop-in file adds to the engine compiled from ``base``; raises
+    ConfigError naming the drop-in file and every problem."""
+    return _Compiler(dropin, env).dropin(base)

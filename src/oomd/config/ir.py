@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 class PluginIR:
     name: str
     args: dict[str, str]
-    #: Args whose JSON value was null, an array or an object. Upstream silently drops
-    #: them (and every arg sorting after them); we reject them with a clear error.
+    #: Args whose JSON value was null, an object or an array of non-scalars. Upstream
+    #: silently drops them (and every arg sorting after them); we reject them.
     bad_args: tuple[str, ...] = ()
+    #: Args given as a JSON array of scalars (stringified). Only args declared to take
+    #: a list accept them (e.g. the exec prekill hook's argv); others are rejected.
+    list_args: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -42,15 +42,20 @@ class _Parser:
         name = value.get("name")
         raw_args = value.get("args")
         args: dict[str, str] = {}
+        lists: dict[str, tuple[str, ...]] = {}
         bad: list[str] = []
         if isinstance(raw_args, dict):
             for key in sorted(raw_args):
                 arg = raw_args[key]
-                if arg is None or isinstance(arg, list | dict):
+                if isinstance(arg, list) and all(
+                    x is not None and not isinstance(x, list | dict) for x in arg
+                ):
+                    lists[key] = tuple(jsonc.as_string(x) for x in arg)
+                elif arg is None or isinstance(arg, list | dict):
                     bad.append(key)
                 else:
                     args[key] = jsonc.as_string(arg)
-        return PluginIR(name if isinstance(name, str) else "", args, tuple(bad))
+        return PluginIR(name if isinstance(name, str) else "", args, tuple(bad), lists)
 
     def group(self, value: JsonValue) -> DetectorGroupIR:
         if not isinstance(value, list) or not value:

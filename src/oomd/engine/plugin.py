@@ -9,7 +9,7 @@ the arg, so ``run`` reads ``self.threshold``, never a string.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -60,6 +60,9 @@ class PluginEnv:
     controllers: frozenset[str] | None = None
     #: Absolute path of the daemon's own cgroup: it and its ancestors are never killed.
     own_cgroup: str | None = None
+    #: Where ``kernel_panic`` writes "c"; None means ``/proc/sysrq-trigger`` (tests point
+    #: it, and the plugin module's default, at a scratch file).
+    sysrq_trigger: str | None = None
     #: Non-fatal remarks from arg parsers (e.g. ignored trailing characters); the
     #: compiler drains them after each arg and logs them with the arg's location.
     notes: list[str] = field(default_factory=list)
@@ -79,6 +82,8 @@ class Arg(Generic[T]):
     default: T | None = None
     required: bool = False
     doc: str = ""
+    #: For args that may also be given as a JSON array (e.g. an argv).
+    parse_list: Callable[[Sequence[str], PluginEnv], T] | None = None
 
 
 class Plugin:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from oomd import log, stats
 from oomd.cgroup.context import INT64_MAX, CgroupContext, KillPreference, OomdContext
-from oomd.cgroup.path import CgroupPattern
+from oomd.cgroup.path import CgroupPath, CgroupPattern
 from oomd.engine.args import (
     CGROUP_ARG,
     RULESET_CGROUP_ARG,
@@ -24,6 +26,7 @@ from oomd.engine.args import (
     require_cgroups,
 )
 from oomd.engine.plugin import Arg, Plugin, PluginRet
+from oomd.engine.prekill import PrekillHookInvocation
 from oomd.engine.ruleset import new_kill_uuid
 from oomd.kill import Killer, record_kill_done, record_kill_start
 
@@ -142,8 +145,49 @@ def sort_with_preferences(cgroups: Sequence[V], key: Callable[[V], Any]) -> list
     return sorted(cgroups, key=lambda c: (int(c.kill_preference()), key(c)), reverse=True)
 
 
+_Candidate = tuple[CgroupContext, list[CgroupContext]]
+#: A candidate kept across ticks by path and inode: (path, inode, peers).
+_Frozen = tuple[tuple[CgroupPath, int], list[tuple[CgroupPath, int]]]
+
+
+class _Result(Enum):
+    SUCCESS = 1
+    FAILED = 2
+    DEFER = 3
+
+
+def _freeze(candidate: _Candidate) -> _Frozen:
+    cg, peers = candidate
+    return (cg.path, cg.inode), [(p.path, p.inode) for p in peers]
+
+
+def _thaw(ctx: OomdContext, frozen: _Frozen) -> _Candidate | None:
+    """The candidate in this tick's context, or None if it is gone or re-created."""
+
+    def find(ref: tuple[CgroupPath, int]) -> CgroupContext | None:
+        cg = ctx.get(ref[0])
+        return cg if cg is not None and cg.inode == ref[1] else None
+
+    target = find(frozen[0])
+    if target is None:
+        return None
+    peers = [p for p in (find(ref) for ref in frozen[1]) if p is not None]
+    return target, peers
+
+
+@dataclass
+class _Pending:
+    """A kill waiting for its prekill hook: the victim and the rest of the DFS stack."""
+
+    invocation: PrekillHookInvocation
+    victim: _Frozen
+    stack: list[_Frozen]
+
+
 class KillPlugin(Plugin):
     """Base class of every kill plugin."""
+
+    _pending: _Pending | None = None
 
     args: ClassVar[tuple[Arg[Any], ...]] = KILL_ARGS
 
@@ -197,21 +241,28 @@ class KillPlugin(Plugin):
             fn(cg)
 
     def run(self, ctx: OomdContext) -> PluginRet:
-        if not self.try_to_kill_something(ctx, self.candidates(ctx)) or self.always_continue:
+        if self._pending is not None:
+            result = self._resume(ctx)
+        else:
+            result = self.try_to_kill_something(ctx, self.candidates(ctx))
+        if result is _Result.DEFER:
+            return PluginRet.ASYNC_PAUSED
+        if result is _Result.FAILED or self.always_continue:
             return PluginRet.CONTINUE
         ruleset = ctx.invoking_ruleset
         if ruleset is not None and self.post_action_delay is not None:
             ruleset.pause_actions(self.post_action_delay)
         return PluginRet.STOP
 
-    def try_to_kill_something(self, ctx: OomdContext, initial: list[CgroupContext]) -> bool:
+    def try_to_kill_something(self, ctx: OomdContext, initial: list[CgroupContext]) -> _Result:
         ranked = self.rank(ctx, initial)
         dump_cgroups(ctx, ranked, not self.debug)
-        # Depth-first with backtracking: if the best victim cannot be killed, try its
-        # next-best sibling, then the parent's next-best sibling, and so on.
-        stack: list[tuple[CgroupContext, list[CgroupContext]]] = [
-            (c, ranked) for c in reversed(ranked)
-        ]
+        return self._kill_from(ctx, [(c, ranked) for c in reversed(ranked)])
+
+    def _kill_from(self, ctx: OomdContext, stack: list[_Candidate]) -> _Result:
+        """Depth-first with backtracking: if the best victim cannot be killed, try its
+        next-best sibling, then the parent's next-best sibling, and so on. The best
+        candidate is on top of ``stack``."""
         while stack:
             cg, peers = stack.pop()
             if self.recursive and not cg.oom_group():
@@ -230,9 +281,52 @@ class KillPlugin(Plugin):
                 log.info(f"Not killing {cg.path.absolute}: it contains oomd itself")
                 continue
             log.info(self.pick_reason(ctx, cg, peers))
+            if not self._past_hook_deadline(ctx) and ctx.prekill_hook_handler is not None:
+                invocation = ctx.prekill_hook_handler(cg, ctx.action_context)
+                if invocation is not None and not invocation.finished():
+                    self._pending = _Pending(
+                        invocation, _freeze((cg, peers)), [_freeze(e) for e in stack]
+                    )
+                    return _Result.DEFER
             if self.kill_and_log(ctx, cg):
-                return True
-        return False
+                return _Result.SUCCESS
+        return _Result.FAILED
+
+    @staticmethod
+    def _past_hook_deadline(ctx: OomdContext) -> bool:
+        deadline = ctx.action_context.prekill_hook_deadline
+        return deadline is not None and ctx.now() > deadline
+
+    def _resume(self, ctx: OomdContext) -> _Result:
+        """A later tick of a kill that waits for its prekill hook."""
+        pending = self._pending
+        assert pending is not None
+        ruleset = ctx.action_context.ruleset_name
+        if pending.invocation.finished():
+            log.info(f"pre-kill hook finished for Ruleset={ruleset}")
+        elif self._past_hook_deadline(ctx):
+            log.info(f"pre-kill hook timed out for Ruleset={ruleset}")
+            pending.invocation.abandon()
+        else:
+            log.info(f"Still running pre-kill hook for Ruleset={ruleset}")
+            return _Result.DEFER
+        self._pending = None
+        victim = _thaw(ctx, pending.victim)
+        if victim is None:
+            # Someone removed (or re-created) the victim meanwhile: consider the job
+            # done; if pressure persists the detectors fire again.
+            return _Result.FAILED
+        if self.kill_and_log(ctx, victim[0]):
+            return _Result.SUCCESS
+        stack: list[_Candidate] = []
+        for frozen in pending.stack:
+            thawed = _thaw(ctx, frozen)
+            if thawed is None:
+                # Gone: whatever lay below it in the stack is moot too (as upstream).
+                stack.clear()
+            else:
+                stack.append(thawed)
+        return self._kill_from(ctx, stack)
 
     def is_protected(self, ctx: OomdContext, cg: CgroupContext) -> bool:
         own = self.env.own_cgroup

@@ -1,0 +1,155 @@
+"""Built-in prekill hooks: upstream's ``dummy_prekill_hook`` and our ``exec`` hook.
+
+``exec_prekill_hook`` runs a command (an argv list, never through a shell) before the
+kill, with the victim and the ruleset in its environment: ``OOMD_CGROUP`` (path
+relative to the cgroup fs), ``OOMD_CGROUP_PATH`` (absolute), ``OOMD_RULESET``,
+``OOMD_DETECTOR_GROUP`` and ``OOMD_KILL_UUID``. Its output is logged line by line as
+it arrives; if it outlives the ruleset's ``prekill_hook_timeout`` window, its whole
+process group is killed and the kill goes ahead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from oomd import log
+from oomd.cgroup.context import ActionContext, CgroupContext
+from oomd.engine.plugin import Arg, ArgError, PluginEnv
+from oomd.engine.prekill import PrekillHook, PrekillHookInvocation
+
+
+class _Done:
+    def finished(self) -> bool:
+        return True
+
+    def abandon(self) -> None:
+        pass
+
+
+class DummyPrekillHook(PrekillHook):
+    """Logs and finishes at once (upstream's test hook)."""
+
+    name = "dummy_prekill_hook"
+
+    def fire(self, cg: CgroupContext, action: ActionContext) -> PrekillHookInvocation:
+        log.info(f"Prekill hook fired on {cg.path.relative}")
+        return _Done()
+
+
+def _parse_argv(value: str, env: PluginEnv) -> tuple[str, ...]:
+    argv = tuple(shlex.split(value))
+    if not argv:
+        raise ValueError("must name a command")
+    return argv
+
+
+def _parse_argv_list(value: Sequence[str], env: PluginEnv) -> tuple[str, ...]:
+    if not value or not value[0]:
+        raise ValueError("must name a command")
+    return tuple(value)
+
+
+class _Running:
+    """A hook process: output drained without blocking, killed on abandon."""
+
+    def __init__(self, hook: str, proc: subprocess.Popen[bytes]) -> None:
+        self.hook = hook
+        self.proc = proc
+        self._buffer = b""
+        assert proc.stdout is not None
+        os.set_blocking(proc.stdout.fileno(), False)
+
+    def _drain(self, final: bool = False) -> None:
+        stdout = self.proc.stdout
+        if stdout is None:
+            return
+        while True:
+            try:
+                chunk = os.read(stdout.fileno(), 65536)
+            except BlockingIOError:
+                break
+            except OSError:
+                chunk = b""
+            if not chunk:
+                final = True
+                break
+            self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        if final and self._buffer:
+            lines.append(self._buffer)
+            self._buffer = b""
+        for line in lines:
+            log.info(f"Prekill hook {self.hook} [{self.proc.pid}]: {line.decode(errors='replace')}")
+
+    def finished(self) -> bool:
+        self._drain()
+        code = self.proc.poll()
+        if code is None:
+            return False
+        self._drain(final=True)
+        self._close()
+        log.info(f"Prekill hook {self.hook} [{self.proc.pid}] exited with status {code}")
+        return True
+
+    def abandon(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            log.info(
+                f"Prekill hook {self.hook} [{self.proc.pid}] killed: it ran past the prekill hook timeout"
+            )
+        self._drain(final=True)
+        self._close()
+
+    def _close(self) -> None:
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+class ExecPrekillHook(PrekillHook):
+    """Runs a command before the kill (our addition; upstream ships only a dummy)."""
+
+    name = "exec_prekill_hook"
+    args: ClassVar[tuple[Arg[Any], ...]] = (
+        *PrekillHook.args,
+        Arg("argv", _parse_argv, required=True, parse_list=_parse_argv_list),
+    )
+
+    argv: tuple[str, ...]
+
+    def setup(self) -> None:
+        if not self.cgroup and not self.xattr:
+            raise ArgError("cgroup", 'Required arg "cgroup" missing (or give "xattr")')
+
+    def fire(self, cg: CgroupContext, action: ActionContext) -> PrekillHookInvocation:
+        env = dict(os.environ)
+        env.update(
+            OOMD_CGROUP=cg.path.relative,
+            OOMD_CGROUP_PATH=cg.path.absolute,
+            OOMD_RULESET=action.ruleset_name,
+            OOMD_DETECTOR_GROUP=action.detector_group,
+            OOMD_KILL_UUID=action.kill_uuid,
+        )
+        try:
+            proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as e:
+            log.info(f"Prekill hook {self.name} could not run {self.argv[0]}: {e.strerror}")
+            return _Done()
+        log.info(
+            f"Prekill hook {self.name} [{proc.pid}] started for {cg.path.relative}: {shlex.join(self.argv)}"
+        )
+        return _Running(self.name, proc)
