@@ -204,7 +204,11 @@ def test_unwritable_kmsg_exits_1(tmp_path: Path) -> None:
 def test_default_policy_when_no_config_given(tmp_path: Path) -> None:
     ir, is_default = _load_ir(Options(config=str(tmp_path / "absent.json")))
     assert is_default and ir.source == "<built-in default policy>"
-    assert [r.name for r in ir.rulesets] == ["system overview", "user session protection"]
+    assert [r.name for r in ir.rulesets] == [
+        "system overview",
+        "user session protection",
+        "protection against low swap",
+    ]
     protection = ir.rulesets[1]
     assert [[d.name for d in g.detectors] for g in protection.detector_groups] == [
         ["pressure_above", "memory_reclaim"],

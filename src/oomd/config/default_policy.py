@@ -4,9 +4,8 @@ It is upstream's desktop example (src/oomd/etc/desktop.json): log an overview of
 system.slice while it is under memory pressure, and kill the biggest (or fastest
 growing) session, user service or system service when user.slice stays above 60% full
 memory pressure for 30 s, or system.slice above 80% for 60 s, while the kernel has been
-reclaiming memory from it in the last 10 s. Upstream's third ruleset, "protection
-against low swap" (``swap_free`` below 10% -> ``kill_by_swap_usage``), is left out
-until ``kill_by_swap_usage`` lands.
+reclaiming memory from it in the last 10 s; and kill the biggest swap user when free
+swap drops below 10%.
 """
 
 DEFAULT_POLICY_NAME = "<built-in default policy>"
@@ -48,6 +47,23 @@ DEFAULT_POLICY_TEXT = """
       "actions": [
         {
           "name": "kill_by_memory_size_or_growth",
+          "args": {
+            "cgroup": "user.slice/user-*.slice/session-*.scope,user.slice/user-*.slice/user@*.service/*,system.slice/*"
+          }
+        }
+      ]
+    },
+    {
+      "name": "protection against low swap",
+      "detectors": [
+        [
+          "free swap goes below 10 percent",
+          {"name": "swap_free", "args": {"threshold_pct": "10"}}
+        ]
+      ],
+      "actions": [
+        {
+          "name": "kill_by_swap_usage",
           "args": {
             "cgroup": "user.slice/user-*.slice/session-*.scope,user.slice/user-*.slice/user@*.service/*,system.slice/*"
           }
