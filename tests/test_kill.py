@@ -196,3 +196,31 @@ def test_real_cgroup_kill_kills_exactly_its_processes(
     assert not spawner.is_dead(bystander, timeout=0.2)
     bystander.kill()
     bystander.wait()
+
+
+@pytest.mark.parametrize("use_cgroup_kill", [False, True], ids=["pidfd", "cgroup.kill"])
+def test_memory_is_reaped_right_after_the_signal_not_after_the_exit_wait(
+    tree: FakeTree, spawner: Spawner, monkeypatch: pytest.MonkeyPatch, use_cgroup_kill: bool
+) -> None:
+    """process_mrelease helps only while the victim is still exiting, so it must run
+    before the daemon waits for the exit (found by the real-kernel e2e suite: after the
+    wait every reap was a no-op)."""
+    victim = spawner.sleeper()
+    tree.cgroup("victim", procs=[victim.pid], populated=True)
+    if use_cgroup_kill:
+        tree.write("victim", "cgroup.kill", "")
+    calls: list[str] = []
+    monkeypatch.setattr(kill, "process_mrelease", lambda fd: calls.append("reap"))
+    real_wait = Killer._wait_for_exit
+    monkeypatch.setattr(Killer, "_wait_for_exit", lambda self, fds: (calls.append("wait"), real_wait(self, fds)))
+    if use_cgroup_kill:
+        # A fake cgroup.kill kills nothing: do what the kernel would.
+        real_write = kill.fs.write_control
+        monkeypatch.setattr(
+            kill.fs,
+            "write_control",
+            lambda path, text: victim.kill() if path.endswith("cgroup.kill") else real_write(path, text),
+        )
+    report = Killer(use_cgroup_kill=use_cgroup_kill).kill(str(tree.path("victim")), reap=True)
+    assert report.killed == 1 and report.reaped == 1
+    assert calls[:2] == ["reap", "wait"]
