@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint typecheck pytest clean
+.PHONY: test lint typecheck pytest upstream-oomd e2e clean
 
 test: lint typecheck pytest
 
@@ -15,14 +15,24 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests tools
+	$(BIN)/ruff format --check src tests tools
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
-pytest: $(BIN)/.installed
+pytest: $(BIN)/.installed upstream-oomd
 	$(BIN)/pytest
+
+# Debian's build of upstream oomd (0.5.0) is the oracle of tests/differential:
+# installed with apt-get when missing (needs root), else those tests skip.
+upstream-oomd:
+	@sh .ci/install-upstream-oomd
+
+# Only the real-kernel end-to-end suite (part of `pytest` too): boots the oomdvm guest
+# (tools/vm, cached in ~/.cache/oomd-vm) and runs tests/e2e in it. docs/testing.md.
+e2e: $(BIN)/.installed
+	$(BIN)/pytest -s tests/test_e2e_vm.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
