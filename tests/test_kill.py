@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from oomd import kill
-from oomd.cgroup import mount
+from oomd.cgroup import fs, mount
 from oomd.kill import Killer, record_kill_done, record_kill_start
 from tests.support.procs import Spawner
 from tests.support.tree import FakeTree
@@ -212,15 +212,23 @@ def test_memory_is_reaped_right_after_the_signal_not_after_the_exit_wait(
     calls: list[str] = []
     monkeypatch.setattr(kill, "process_mrelease", lambda fd: calls.append("reap"))
     real_wait = Killer._wait_for_exit
-    monkeypatch.setattr(Killer, "_wait_for_exit", lambda self, fds: (calls.append("wait"), real_wait(self, fds)))
+
+    def wait(self: Killer, fds: list[int]) -> None:
+        calls.append("wait")
+        real_wait(self, fds)
+
+    monkeypatch.setattr(Killer, "_wait_for_exit", wait)
     if use_cgroup_kill:
         # A fake cgroup.kill kills nothing: do what the kernel would.
-        real_write = kill.fs.write_control
-        monkeypatch.setattr(
-            kill.fs,
-            "write_control",
-            lambda path, text: victim.kill() if path.endswith("cgroup.kill") else real_write(path, text),
-        )
+        real_write = fs.write_control
+
+        def write(path: str, text: str) -> None:
+            if path.endswith("cgroup.kill"):
+                victim.kill()
+            else:
+                real_write(path, text)
+
+        monkeypatch.setattr(fs, "write_control", write)
     report = Killer(use_cgroup_kill=use_cgroup_kill).kill(str(tree.path("victim")), reap=True)
     assert report.killed == 1 and report.reaped == 1
     assert calls[:2] == ["reap", "wait"]
