@@ -40,6 +40,16 @@ def _no_host_systemd(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return scratch
 
 
+@pytest.fixture(autouse=True)
+def _forget_third_party_plugins() -> Iterator[None]:
+    """Third-party plugins registered by a test (``oomd -l``, ``--plugin-dir``) are
+    forgotten after it."""
+    yield
+    from oomd.plugins import registry
+
+    registry.reset()
+
+
 @pytest.fixture
 def tree(tmp_path: Path) -> FakeTree:
     return FakeTree(tmp_path / "cgroup")

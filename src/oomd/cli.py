@@ -47,6 +47,8 @@ optional arguments:
 
 extensions (not in upstream oomd):
   --dry-run                  Never kill: every kill plugin acts as with dry=true
+  --plugin-dir DIR           Load third-party plugins from DIR/*.py (repeatable; DIR and
+                             its files must be root's and not group/other-writable)
 
 Without --config, /etc/oomd.json is used if it exists, else a built-in default policy.
 If /sys/fs/cgroup is not cgroup2 and --cgroup-fs is not given, the cgroup2 mount is
@@ -75,6 +77,7 @@ LONG = [
     "hdd-coeffs=",
     "kmsg-override=",
     "dry-run",
+    "plugin-dir=",
 ]
 
 
@@ -95,6 +98,8 @@ class Options:
     dump_stats: bool = False
     reset_stats: bool = False
     dropin_dir: str | None = None
+    #: ``--plugin-dir``: directories of third-party plugin files.
+    plugin_dirs: list[str] = field(default_factory=list)
 
     @property
     def stats_socket(self) -> str:
@@ -184,11 +189,37 @@ def _parse_interval(value: str) -> int | None:
     return parsed[0]
 
 
-def _list_plugins() -> None:
+def _plugin_dirs(argv: Sequence[str]) -> list[str]:
+    """Every ``--plugin-dir`` of the command line, up to the first getopt error (``-l``
+    acts where it appears but lists the plugins of every ``--plugin-dir``)."""
+    dirs = []
+    try:
+        for flag, value in getopt_long(argv):
+            if flag == "--plugin-dir":
+                dirs.append(value)
+    except GetoptError:
+        pass
+    return dirs
+
+
+def _list_plugins(plugin_dirs: Sequence[str]) -> int:
+    """Upstream's list (built-ins as " name"), third-party plugins with their origin."""
     from oomd.plugins import registry
 
-    lines = ["List of plugins oomd was compiled with:"] + [f" {name}" for name in registry.names()]
+    try:
+        warnings = registry.discover(plugin_dirs)
+    except registry.PluginLoadError as e:
+        for problem in e.problems:
+            log.raw(problem)
+        return 1
+    for warning in warnings:
+        log.raw("warning: " + warning)
+    lines = ["List of plugins oomd was compiled with:"] + [
+        f" {name}" if origin is None else f" {name} ({origin})"
+        for name, origin in registry.listing()
+    ]
     log.raw("\n".join(lines))
+    return 0
 
 
 def parse_args(argv: Sequence[str], dev_block_root: str = iocost.DEV_BLOCK_ROOT) -> Options:
@@ -208,8 +239,7 @@ def parse_args(argv: Sequence[str], dev_block_root: str = iocost.DEV_BLOCK_ROOT)
                 sys.stdout.flush()
                 raise UsageExit(0)
             elif flag in ("-l", "--list-plugins"):
-                _list_plugins()
-                raise UsageExit(0)
+                raise UsageExit(_list_plugins(_plugin_dirs(argv)))
             elif flag in ("-C", "--config"):
                 opts.config, opts.config_given = value, True
             elif flag in ("-c", "--check-config"):
@@ -230,6 +260,8 @@ def parse_args(argv: Sequence[str], dev_block_root: str = iocost.DEV_BLOCK_ROOT)
                 opts.dry_run = True
             elif flag in ("-w", "--drop-in-dir"):
                 opts.dropin_dir = value
+            elif flag == "--plugin-dir":
+                opts.plugin_dirs.append(value)
             elif flag in ("-d", "--dump-stats"):
                 opts.dump_stats = True
             elif flag in ("-r", "--reset-stats"):

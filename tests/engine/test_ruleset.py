@@ -220,9 +220,18 @@ def test_raising_plugin_is_logged_and_never_escapes_the_tick(tree: FakeTree, ool
     )
     tick(engine, ctx, clock)
     text = oolog.read_text()
-    assert "Plugin=raising raised RuntimeError: plugin bug" in text
-    # A raising detector counts as not firing; a raising action ends its chain.
+    assert (
+        "Plugin=raising run() (Ruleset=broken) raised RuntimeError: plugin bug; "
+        "treating as CONTINUE" in text
+    )
+    assert (
+        "Plugin=raising run() (Ruleset=fine) raised RuntimeError: plugin bug; treating as STOP"
+        in text
+    )
+    # A group whose only detector raised does not fire; a raising action ends its chain.
     assert action.runs == 0
+    assert env.stats.get("oomd.plugin_errors") == 2
+    assert env.stats.get("oomd.plugin_errors.raising") == 2
 
 
 def test_unavailable_plugins_never_fire_and_are_skipped_in_chains(tree: FakeTree) -> None:

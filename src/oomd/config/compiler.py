@@ -9,7 +9,8 @@ The checks and their order per ruleset follow upstream's ``ConfigCompiler.cpp``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from oomd import log
@@ -35,6 +36,15 @@ class Compiled:
     warnings: list[str] = field(default_factory=list)
 
 
+def _describe_error(e: Exception) -> str:
+    """An unexpected exception, with where it was raised."""
+    import traceback  # only on errors: the daemon does not load it otherwise
+
+    frames = traceback.extract_tb(e.__traceback__)
+    at = f" ({os.path.basename(frames[-1].filename)}:{frames[-1].lineno})" if frames else ""
+    return f"{type(e).__name__}: {e}{at}"
+
+
 class _Compiler:
     def __init__(self, ir: ConfigIR, env: PluginEnv) -> None:
         self.ir = ir
@@ -54,8 +64,13 @@ class _Compiler:
         if not ir.name:
             self.fail(where, "Plugin is missing name")
             return None
-        cls = lookup(ir.name)
         where = f'{where}: plugin "{ir.name}"'
+        try:
+            cls = lookup(ir.name)
+        except registry.PluginLoadError as e:
+            for problem in e.problems:
+                self.fail(where, problem)
+            return None
         if cls is None:
             if lookup is registry.get and ir.name in registry.UPSTREAM:
                 self.fail(where, "this upstream oomd plugin is not implemented yet in this version")
@@ -73,6 +88,14 @@ class _Compiler:
             )
             ok = False
         values: dict[str, object] = {}
+        for a in cls.args:
+            if hasattr(Plugin, a.name):
+                self.fail(
+                    where,
+                    f'the plugin declares an arg "{a.name}", which would replace '
+                    f"Plugin.{a.name}; the plugin must rename it",
+                )
+                ok = False
         if not cls.accepts_any_args:
             known = {a.name: a for a in cls.args}
             for a in cls.args:
@@ -93,13 +116,23 @@ class _Compiler:
                     continue
                 try:
                     if isinstance(value, str):
-                        values[key] = spec.parse(value, self.env)
+                        parsed = spec.parse(value, self.env)
                     elif spec.parse_list is not None:
-                        values[key] = spec.parse_list(value, self.env)
+                        parsed = spec.parse_list(value, self.env)
                     else:
                         raise ValueError("must be a string, number or bool, not an array")
+                    if spec.validate is not None:
+                        spec.validate(parsed)
+                    values[key] = parsed
                 except (ValueError, ArithmeticError) as e:
                     self.fail(where, f'arg "{key}": {e}')
+                    ok = False
+                except Exception as e:
+                    # A bug in a (third-party) parser or validator is a config problem
+                    # too, never a crash.
+                    self.fail(
+                        where, f'arg "{key}": {value!r} could not be parsed: {_describe_error(e)}'
+                    )
                     ok = False
                 for note in self.env.notes:
                     self.warn(where, f'arg "{key}": {note}')
@@ -114,11 +147,16 @@ class _Compiler:
         except PluginInitError as e:
             self.fail(where, f"failed to init: {e}")
             return None
+        except Exception as e:
+            self.fail(where, f"failed to init: {_describe_error(e)}")
+            return None
         finally:
             # Remarks from setup() (e.g. args parsed there, like memory_above's sizes).
             for note in self.env.notes:
                 self.warn(where, note)
             self.env.notes.clear()
+        if lookup is registry.get:
+            plugin.origin = registry.origin(ir.name)
         self.check_host(plugin, where)
         return plugin
 
@@ -307,3 +345,24 @@ def compile_dropin(base: ConfigIR, dropin: ConfigIR, env: PluginEnv) -> DropInUn
     """Build what a drop-in file adds to the engine compiled from ``base``; raises
     ConfigError naming the drop-in file and every problem."""
     return _Compiler(dropin, env).dropin(base)
+
+
+def build_plugin(
+    cls: type[Plugin], args: Mapping[str, str | Sequence[str]], env: PluginEnv
+) -> Plugin:
+    """One plugin built exactly as a config's ``{"name": ..., "args": args}`` would be
+    (args parsed, validated, ``setup`` run, host checked): for plugin tests. Values are
+    strings as in a config (a sequence of strings for args that take a list). Raises
+    ConfigError listing every problem."""
+    compiler = _Compiler(ConfigIR(source="<args>"), env)
+    ir = PluginIR(
+        name=cls.name or cls.__name__,
+        args={k: v for k, v in args.items() if isinstance(v, str)},
+        list_args={k: tuple(v) for k, v in args.items() if not isinstance(v, str)},
+    )
+    plugin = compiler.plugin(ir, "build_plugin", lookup=lambda _name: cls)
+    if plugin is None:
+        raise ConfigError(compiler.problems)
+    for warning in compiler.warnings:
+        log.info(f"warning: {warning}")
+    return plugin

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 import struct
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from oomd.cgroup.fs import c_float_prefix, c_int_prefix
@@ -239,6 +240,54 @@ def parse_size_or_percent(value: str, env: PluginEnv) -> SizeOrPercent:
         )
         return SizeOrPercent(value, size=size)
     return SizeOrPercent(value, size=upstream)
+
+
+# -- validators (Arg.validate) ----------------------------------------------------------
+
+
+def _show(value: object) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def in_range(lo: float | None = None, hi: float | None = None) -> Callable[[float], None]:
+    """A validator: ``lo <= value <= hi`` (either bound may be None)."""
+    if lo is not None and hi is not None:
+        expected = f"between {_show(lo)} and {_show(hi)}"
+    elif lo is not None:
+        expected = f"at least {_show(lo)}"
+    elif hi is not None:
+        expected = f"at most {_show(hi)}"
+    else:
+        raise TypeError("in_range() needs lo or hi")
+
+    def check(value: float) -> None:
+        if math.isnan(value) or (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ValueError(f"must be {expected}, not {_show(value)}")
+
+    return check
+
+
+def positive(value: float) -> None:
+    """A validator: ``value > 0``."""
+    if not value > 0:
+        raise ValueError(f"must be positive, not {_show(value)}")
+
+
+def non_negative(value: float) -> None:
+    """A validator: ``value >= 0``."""
+    if not value >= 0:
+        raise ValueError(f"must be non-negative, not {_show(value)}")
+
+
+def one_of(*choices: Hashable) -> Callable[[Hashable], None]:
+    """A validator: the value is one of ``choices``."""
+    allowed = ", ".join(_show(c) for c in choices)
+
+    def check(value: Hashable) -> None:
+        if value not in choices:
+            raise ValueError(f"must be one of {allowed}, not {_show(value)}")
+
+    return check
 
 
 def parse_cgroups(value: str, env: PluginEnv) -> tuple[CgroupPattern, ...]:

@@ -1,9 +1,12 @@
 """The plugin contract: what a detector or action declares and implements.
 
-A plugin class declares its arguments (:class:`Arg`: name, parser, default, required)
-and implements ``run`` (and optionally ``prerun``). The compiler parses and validates
-every arg before the first tick and sets each parsed value as an attribute named after
-the arg, so ``run`` reads ``self.threshold``, never a string.
+A plugin class declares its arguments (:class:`Arg`: name, parser, default, required,
+validator) and implements ``run`` (and optionally ``prerun``). The compiler parses and
+validates every arg before the first tick and sets each parsed value as an attribute
+named after the arg, so ``run`` reads ``self.threshold``, never a string.
+
+Plugin authors import these names from :mod:`oomd.plugin`, the public API
+(docs/writing_a_plugin.md); the built-in plugins do too.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from oomd.stats import Stats
 
 if TYPE_CHECKING:
     from oomd.cgroup.context import OomdContext
+    from oomd.engine.guard import PluginHealth
 
 T = TypeVar("T")
 
@@ -66,6 +70,13 @@ class PluginEnv:
     #: Non-fatal remarks from arg parsers (e.g. ignored trailing characters); the
     #: compiler drains them after each arg and logs them with the arg's location.
     notes: list[str] = field(default_factory=list)
+    #: A ``run``/``prerun`` that takes longer than this many seconds is logged and
+    #: counted as slow (the daemon uses 1 s, or half the interval if that is shorter).
+    slow_run_threshold: float = 1.0
+    #: A third-party plugin's ``run``/``prerun`` that has not returned after this many
+    #: seconds is abandoned by the watchdog (the daemon uses the larger of 10 s and the
+    #: interval).
+    plugin_timeout: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -84,6 +95,11 @@ class Arg(Generic[T]):
     doc: str = ""
     #: For args that may also be given as a JSON array (e.g. an argv).
     parse_list: Callable[[Sequence[str], PluginEnv], T] | None = None
+    #: Checks a parsed value (not the default); raises ValueError with a message such
+    #: as "must be between 0 and 100, not 150" (see :mod:`oomd.engine.args`'s
+    #: ``in_range``, ``positive``, ``non_negative``, ``one_of``). The compiler prefixes
+    #: file, ruleset, plugin and arg.
+    validate: Callable[[T], object] | None = None
 
 
 class Plugin:
@@ -98,6 +114,12 @@ class Plugin:
     #: Set by the compiler when the host cannot support the plugin (e.g. no memory
     #: controller on cgroup2); the engine then treats it as not firing / skipped.
     unavailable: str | None = None
+    #: Where the plugin's class came from, set by the compiler: None for a built-in,
+    #: else e.g. ``"plugin dir: /etc/oomd/plugins/x.py"``. Third-party plugins run
+    #: under the watchdog (docs/writing_a_plugin.md, "Isolation").
+    origin: str | None = None
+    #: The engine's bookkeeping of errors and slow runs (oomd.engine.guard).
+    _health: PluginHealth | None = None
 
     def __init__(self, env: PluginEnv, values: Mapping[str, Any]) -> None:
         self.env = env
@@ -118,3 +140,25 @@ class Plugin:
 
     def __repr__(self) -> str:
         return f"<plugin {self.name}>"
+
+
+class Detector(Plugin):
+    """A plugin meant for detector groups. Implement :meth:`detect` (True: firing) or,
+    as upstream's detectors do, ``run`` (CONTINUE: firing, STOP: not firing).
+
+    The base class marks intent only: as upstream, any plugin may be configured as a
+    detector or as an action, and what a result means follows where it is configured.
+    """
+
+    def detect(self, ctx: OomdContext) -> bool:
+        """True when the condition holds this tick."""
+        raise NotImplementedError
+
+    def run(self, ctx: OomdContext) -> PluginRet:
+        return PluginRet.CONTINUE if self.detect(ctx) else PluginRet.STOP
+
+
+class Action(Plugin):
+    """A plugin meant for action chains: ``run`` returns CONTINUE (run the next
+    action), STOP (end the chain; the ruleset pauses) or ASYNC_PAUSED (call me again
+    next tick). Kill plugins derive from ``KillPlugin``, an Action."""

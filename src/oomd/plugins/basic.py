@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from oomd.cgroup.context import OomdContext
-from oomd.engine.plugin import Plugin, PluginRet
+from oomd.plugin import OomdContext, Plugin, PluginRet
 
 
 class Continue(Plugin):

@@ -13,18 +13,22 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from oomd import log
-from oomd.cgroup.context import OomdContext, fmt_mb
-from oomd.cgroup.fs import ZERO_PRESSURE, Pressure
-from oomd.cgroup.path import CgroupPattern
-from oomd.engine.args import (
+from oomd.plugin import (
     CGROUP_ARG,
     RULESET_CGROUP_ARG,
+    ZERO_PRESSURE,
+    Action,
+    Arg,
+    CgroupPattern,
+    OomdContext,
+    PluginRet,
+    Pressure,
+    fmt_mb,
+    log,
     parse_bool,
     require_cgroups,
     to_float32,
 )
-from oomd.engine.plugin import Arg, Plugin, PluginRet
 
 
 def should_dump(pressure: Pressure, always: bool) -> bool:
@@ -42,7 +46,7 @@ def overview_line(
     )
 
 
-class DumpCgroupOverview(Plugin):
+class DumpCgroupOverview(Action):
     name = "dump_cgroup_overview"
     args: ClassVar[tuple[Arg[Any], ...]] = (
         CGROUP_ARG,
@@ -59,19 +63,18 @@ class DumpCgroupOverview(Plugin):
 
     def run(self, ctx: OomdContext) -> PluginRet:
         system = ctx.system
+        host: tuple[int, int, int] | None = None
         for cg in ctx.resolve(self.cgroup, self.ruleset_cgroup):
             pressure = cg.mem_pressure() or ZERO_PRESSURE
             if not should_dump(pressure, self.always):
                 continue
-            pgscan = system.vmstat_value("pgscan_kswapd") + system.vmstat_value("pgscan_direct")
-            log.info(
-                overview_line(
-                    cg.path.relative,
-                    cg.current_usage() or 0,
-                    pressure,
+            if host is None:
+                # Host values are one snapshot per tick: looked up once, on the first
+                # line (not per cgroup: 10,000 lines a tick with always=true).
+                host = (
                     system.meminfo_value("SwapFree"),
                     system.meminfo_value("SwapTotal"),
-                    pgscan,
+                    system.vmstat_value("pgscan_kswapd") + system.vmstat_value("pgscan_direct"),
                 )
-            )
+            log.info(overview_line(cg.path.relative, cg.current_usage() or 0, pressure, *host))
         return PluginRet.CONTINUE

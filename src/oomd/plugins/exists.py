@@ -6,17 +6,24 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from oomd.cgroup.context import OomdContext
-from oomd.cgroup.path import CgroupPattern
-from oomd.engine.args import CGROUP_ARG, RULESET_CGROUP_ARG, parse_bool, require_cgroups
-from oomd.engine.plugin import Arg, Plugin, PluginRet
+from oomd.plugin import (
+    CGROUP_ARG,
+    RULESET_CGROUP_ARG,
+    Arg,
+    CgroupPattern,
+    Detector,
+    OomdContext,
+    PluginRet,
+    parse_bool,
+    require_cgroups,
+)
 
 
 def exists_fires(found: bool, negate: bool) -> bool:
     return found != negate
 
 
-class Exists(Plugin):
+class Exists(Detector):
     name = "exists"
     args: ClassVar[tuple[Arg[Any], ...]] = (
         CGROUP_ARG,

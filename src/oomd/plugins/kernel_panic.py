@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import os
 
-from oomd import log
-from oomd.cgroup.context import OomdContext
-from oomd.engine.plugin import Plugin, PluginRet
+from oomd.plugin import Action, OomdContext, PluginRet, log
 
 #: Looked up at every run (not bound at import), so the test suite can redirect it.
 SYSRQ_TRIGGER = "/proc/sysrq-trigger"
@@ -38,7 +36,7 @@ def trigger_crash(path: str) -> str | None:
     return None if written == 1 else "Failed to trigger kernel panic"
 
 
-class KernelPanic(Plugin):
+class KernelPanic(Action):
     name = "kernel_panic"
 
     def target(self) -> str:

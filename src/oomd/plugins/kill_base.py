@@ -9,7 +9,6 @@ dry runs, xattrs, the kmsg kill line, stats and the pause after a kill.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -25,7 +24,7 @@ from oomd.engine.args import (
     parse_unsigned_int,
     require_cgroups,
 )
-from oomd.engine.plugin import Arg, Plugin, PluginRet
+from oomd.engine.plugin import Action, Arg, PluginRet
 from oomd.engine.prekill import PrekillHookInvocation
 from oomd.engine.ruleset import new_kill_uuid
 from oomd.kill import Killer, record_kill_done, record_kill_start
@@ -34,8 +33,21 @@ from oomd.kill import Killer, record_kill_done, record_kill_start
 #: (upstream dumps every non-negligible candidate, which at 10,000 cgroups is 60,000
 #: log lines per kill attempt).
 DUMP_LIMIT = 10
+#: ... found among at most this many of the best-ranked candidates.
+DUMP_SCAN_LIMIT = 100
 
-KMEMALLOC_PROFILER = os.path.join(tempfile.gettempdir(), "oomd_kmemalloc_profiler")
+#: What ``log_kmemalloc_prekill`` copies to kmsg; None: ``<tempdir>/oomd_kmemalloc_profiler``,
+#: resolved on use (importing tempfile costs the daemon 1 MiB it never needs otherwise).
+KMEMALLOC_PROFILER: str | None = None
+
+
+def kmemalloc_profiler() -> str:
+    if KMEMALLOC_PROFILER is not None:
+        return KMEMALLOC_PROFILER
+    import tempfile
+
+    return os.path.join(tempfile.gettempdir(), "oomd_kmemalloc_profiler")
+
 
 KILL_ARGS: tuple[Arg[Any], ...] = (
     CGROUP_ARG,
@@ -67,7 +79,16 @@ def dump_cgroups(ctx: OomdContext, cgroups: Sequence[CgroupContext], skip_neglig
     shown = 0
     mem_min = ctx.system.meminfo_value("MemTotal") // 1000
     swap_min = ctx.system.meminfo_value("SwapTotal") // 1000
-    for cg in cgroups:
+    for index, cg in enumerate(cgroups):
+        if skip_negligible and (shown == DUMP_LIMIT or index == DUMP_SCAN_LIMIT):
+            # Bounded: telling a negligible cgroup reads two more files (io.pressure,
+            # memory.swap.current), which for 10,000 candidates is 20,000 reads per
+            # kill attempt.
+            log.info(
+                f"... more cgroups not shown (set debug=true to see all {len(cgroups)})",
+                depth=2,
+            )
+            break
         mp = cg.mem_pressure()
         io = cg.io_pressure()
         current = cg.current_usage() or 0
@@ -84,12 +105,6 @@ def dump_cgroups(ctx: OomdContext, cgroups: Sequence[CgroupContext], skip_neglig
                 or swap > swap_min
             ):
                 continue
-            if shown == DUMP_LIMIT:
-                log.info(
-                    f"... more cgroups not shown (set debug=true to see all {len(cgroups)})",
-                    depth=2,
-                )
-                break
         shown += 1
         m = mp or _ZERO
         i = io or _ZERO
@@ -184,7 +199,7 @@ class _Pending:
     stack: list[_Frozen]
 
 
-class KillPlugin(Plugin):
+class KillPlugin(Action):
     """Base class of every kill plugin."""
 
     _pending: _Pending | None = None
@@ -385,7 +400,7 @@ class KillPlugin(Plugin):
 
     def _copy_kmemalloc_profile(self) -> None:
         try:
-            with open(KMEMALLOC_PROFILER, encoding="utf-8", errors="replace") as f:
+            with open(kmemalloc_profiler(), encoding="utf-8", errors="replace") as f:
                 for line in f:
                     self.env.kmsg.write(line.rstrip("\n"), "")
         except OSError:

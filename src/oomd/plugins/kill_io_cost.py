@@ -13,8 +13,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, TypeVar
 
-from oomd.cgroup.context import CgroupContext, KillPreference, OomdContext
-from oomd.plugins.kill_base import KillPlugin, fmt_float, mb, sort_with_preferences
+from oomd.plugin import (
+    CgroupContext,
+    KillPlugin,
+    KillPreference,
+    OomdContext,
+    fmt_float,
+    mb,
+    sort_with_preferences,
+)
 
 
 class IoCostView(Protocol):

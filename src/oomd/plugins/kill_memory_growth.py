@@ -20,10 +20,20 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from oomd.cgroup.context import CgroupContext, KillPreference, OomdContext
-from oomd.engine.args import parse_float, parse_int, parse_unsigned_int
-from oomd.engine.plugin import Arg, ArgError
-from oomd.plugins.kill_base import KILL_ARGS, KillPlugin, mb, sort_with_preferences
+from oomd.plugin import (
+    KILL_ARGS,
+    Arg,
+    ArgError,
+    CgroupContext,
+    KillPlugin,
+    KillPreference,
+    OomdContext,
+    mb,
+    parse_float,
+    parse_int,
+    parse_unsigned_int,
+    sort_with_preferences,
+)
 
 
 class Phase(Enum):

@@ -18,10 +18,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, TypeVar
 
-from oomd import log
-from oomd.cgroup.context import CgroupContext, KillPreference, OomdContext
-from oomd.engine.plugin import PluginRet
-from oomd.plugins.kill_base import KillPlugin, mb, sort_with_preferences
+from oomd.plugin import (
+    CgroupContext,
+    KillPlugin,
+    KillPreference,
+    OomdContext,
+    PluginRet,
+    log,
+    mb,
+    sort_with_preferences,
+)
 
 
 class PgScanView(Protocol):

@@ -12,12 +12,20 @@ import math
 from collections.abc import Sequence
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from oomd.cgroup.context import CgroupContext, KillPreference, OomdContext
-from oomd.cgroup.fs import Pressure
-from oomd.engine.args import parse_resource
-from oomd.engine.args import to_float32 as f32
-from oomd.engine.plugin import Arg
-from oomd.plugins.kill_base import KILL_ARGS, KillPlugin, fmt_float, mb, sort_with_preferences
+from oomd.plugin import (
+    KILL_ARGS,
+    Arg,
+    CgroupContext,
+    KillPlugin,
+    KillPreference,
+    OomdContext,
+    Pressure,
+    fmt_float,
+    mb,
+    parse_resource,
+    sort_with_preferences,
+)
+from oomd.plugin import to_float32 as f32
 
 
 class PressureView(Protocol):

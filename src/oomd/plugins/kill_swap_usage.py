@@ -23,18 +23,21 @@ from collections.abc import Sequence
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from oomd.cgroup import fs
-from oomd.cgroup.context import CgroupContext, KillPreference, OomdContext
-from oomd.engine.args import (
+from oomd.plugin import (
+    KILL_ARGS,
+    Arg,
+    CgroupContext,
+    KillPlugin,
+    KillPreference,
+    OomdContext,
     SizeOrPercent,
+    mb,
     parse_bool,
     parse_size_or_percent,
     parse_string,
+    sort_with_preferences,
 )
-from oomd.engine.args import (
-    to_float32 as f32,
-)
-from oomd.engine.plugin import Arg
-from oomd.plugins.kill_base import KILL_ARGS, KillPlugin, mb, sort_with_preferences
+from oomd.plugin import to_float32 as f32
 
 
 class SwapView(Protocol):

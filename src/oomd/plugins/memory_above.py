@@ -15,20 +15,25 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from oomd import log
-from oomd.cgroup.context import OomdContext, fmt_mb
-from oomd.cgroup.path import CgroupPattern
-from oomd.engine.args import (
+from oomd.plugin import (
     CGROUP_ARG,
     RULESET_CGROUP_ARG,
+    Arg,
+    ArgError,
+    CgroupPattern,
+    Detector,
+    OomdContext,
+    PluginInitError,
+    PluginRet,
+    ThresholdTimer,
+    fmt_mb,
+    log,
     parse_bool,
     parse_int,
     parse_size_or_percent,
     parse_string,
     require_cgroups,
 )
-from oomd.engine.plugin import Arg, ArgError, Plugin, PluginInitError, PluginRet
-from oomd.plugins.timer import ThresholdTimer
 
 
 def largest_usage(usages: Iterable[tuple[str, int]]) -> tuple[int, str]:
@@ -42,7 +47,7 @@ def largest_usage(usages: Iterable[tuple[str, int]]) -> tuple[int, str]:
     return best, best_cgroup
 
 
-class MemoryAbove(Plugin):
+class MemoryAbove(Detector):
     name = "memory_above"
     needs_controllers = frozenset({"memory"})
     args: ClassVar[tuple[Arg[Any], ...]] = (

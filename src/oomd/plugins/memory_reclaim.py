@@ -16,10 +16,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
-from oomd.cgroup.context import OomdContext
-from oomd.cgroup.path import CgroupPattern
-from oomd.engine.args import CGROUP_ARG, RULESET_CGROUP_ARG, parse_int, require_cgroups
-from oomd.engine.plugin import Arg, Plugin, PluginRet
+from oomd.plugin import (
+    CGROUP_ARG,
+    RULESET_CGROUP_ARG,
+    Arg,
+    CgroupPattern,
+    Detector,
+    OomdContext,
+    PluginRet,
+    parse_int,
+    require_cgroups,
+)
 
 
 def total_pgscan(values: Iterable[int | None]) -> int:
@@ -34,7 +41,7 @@ def reclaimed_recently(last_reclaim_at: float | None, now: float, duration: int)
     return last_reclaim_at is not None and int(now - last_reclaim_at) <= duration
 
 
-class MemoryReclaim(Plugin):
+class MemoryReclaim(Detector):
     name = "memory_reclaim"
     needs_controllers = frozenset({"memory"})
     args: ClassVar[tuple[Arg[Any], ...]] = (

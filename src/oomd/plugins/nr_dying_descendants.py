@@ -8,24 +8,26 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from oomd import log
-from oomd.cgroup.context import OomdContext
-from oomd.cgroup.path import CgroupPattern
-from oomd.engine.args import (
+from oomd.plugin import (
     CGROUP_ARG,
     RULESET_CGROUP_ARG,
+    Arg,
+    CgroupPattern,
+    Detector,
+    OomdContext,
+    PluginRet,
+    log,
     parse_bool,
     parse_unsigned_int,
     require_cgroups,
 )
-from oomd.engine.plugin import Arg, Plugin, PluginRet
 
 
 def dying_matches(nr_dying: int, count: int, lte: bool) -> bool:
     return nr_dying <= count if lte else nr_dying > count
 
 
-class NrDyingDescendants(Plugin):
+class NrDyingDescendants(Detector):
     name = "nr_dying_descendants"
     args: ClassVar[tuple[Arg[Any], ...]] = (
         CGROUP_ARG,

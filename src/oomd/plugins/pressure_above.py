@@ -6,20 +6,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from oomd import log
-from oomd.cgroup.context import CgroupContext, OomdContext
-from oomd.cgroup.fs import ZERO_PRESSURE, Pressure
-from oomd.cgroup.path import CgroupPattern
-from oomd.engine.args import (
+from oomd.plugin import (
     CGROUP_ARG,
     RULESET_CGROUP_ARG,
+    ZERO_PRESSURE,
+    Arg,
+    CgroupContext,
+    CgroupPattern,
+    Detector,
+    OomdContext,
+    PluginRet,
+    Pressure,
+    ThresholdTimer,
+    log,
     parse_int,
     parse_resource,
     require_cgroups,
     to_float32,
 )
-from oomd.engine.plugin import Arg, Plugin, PluginRet
-from oomd.plugins.timer import ThresholdTimer
 
 
 def pressure_score(p: Pressure) -> float:
@@ -45,7 +49,7 @@ def most_pressured(cgroups: Sequence[CgroupContext], resource: str) -> tuple[Pre
     return best, usage
 
 
-class PressureAbove(Plugin):
+class PressureAbove(Detector):
     name = "pressure_above"
     args: ClassVar[tuple[Arg[Any], ...]] = (
         CGROUP_ARG,
@@ -66,9 +70,10 @@ class PressureAbove(Plugin):
         self.timer = ThresholdTimer()
 
     def run(self, ctx: OomdContext) -> PluginRet:
-        pressure, usage = most_pressured(
-            ctx.resolve(self.cgroup, self.ruleset_cgroup), self.resource
-        )
+        cgroups = ctx.resolve(self.cgroup, self.ruleset_cgroup)
+        # A PSI trigger at the threshold wakes the daemon early (oomd.cgroup.triggers).
+        ctx.watch_threshold(cgroups, self.resource, "full", self.threshold)
+        pressure, usage = most_pressured(cgroups, self.resource)
         if self.timer.update(pressure.avg10 > self.threshold, ctx.now(), self.duration):
             log.info(
                 f"10s pressure {pressure.avg10:.2f} is over the threshold of {self.threshold} "

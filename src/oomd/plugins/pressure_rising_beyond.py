@@ -12,22 +12,25 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from oomd import log
-from oomd.cgroup.context import OomdContext, fmt_mb
-from oomd.cgroup.fs import Pressure
-from oomd.cgroup.path import CgroupPattern
-from oomd.engine.args import (
+from oomd.plugin import (
     CGROUP_ARG,
     RULESET_CGROUP_ARG,
+    Arg,
+    CgroupPattern,
+    Detector,
+    OomdContext,
+    PluginRet,
+    Pressure,
+    ThresholdTimer,
+    fmt_mb,
+    log,
     parse_float32,
     parse_int,
     parse_resource,
     require_cgroups,
     to_float32,
 )
-from oomd.engine.plugin import Arg, Plugin, PluginRet
 from oomd.plugins.pressure_above import most_pressured
-from oomd.plugins.timer import ThresholdTimer
 
 #: avg10 remembered before the first run (upstream's ``last_pressure_{100, 100, 100}``).
 INITIAL_LAST_AVG10 = 100.0
@@ -50,7 +53,7 @@ def rising_beyond(
     return over60, over10 and not falling_rapidly(pressure.avg10, last_avg10, fast_fall_ratio)
 
 
-class PressureRisingBeyond(Plugin):
+class PressureRisingBeyond(Detector):
     name = "pressure_rising_beyond"
     args: ClassVar[tuple[Arg[Any], ...]] = (
         CGROUP_ARG,
@@ -74,9 +77,10 @@ class PressureRisingBeyond(Plugin):
         self.last_avg10 = INITIAL_LAST_AVG10
 
     def run(self, ctx: OomdContext) -> PluginRet:
-        pressure, usage = most_pressured(
-            ctx.resolve(self.cgroup, self.ruleset_cgroup), self.resource
-        )
+        cgroups = ctx.resolve(self.cgroup, self.ruleset_cgroup)
+        # A PSI trigger at the threshold wakes the daemon early (oomd.cgroup.triggers).
+        ctx.watch_threshold(cgroups, self.resource, "full", self.threshold)
+        pressure, usage = most_pressured(cgroups, self.resource)
         over60, rising10 = rising_beyond(
             pressure, self.last_avg10, self.threshold, self.fast_fall_ratio
         )

@@ -61,12 +61,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from oomd import log
 from oomd.cgroup import fs
-from oomd.cgroup.context import CgroupContext, OomdContext
-from oomd.cgroup.fs import Pressure
-from oomd.cgroup.path import CgroupPattern
-from oomd.engine.args import (
+from oomd.plugin import (
+    Action,
+    Arg,
+    ArgError,
+    CgroupContext,
+    CgroupPattern,
+    OomdContext,
+    PluginInitError,
+    PluginRet,
+    Pressure,
+    log,
     parse_bool,
     parse_cgroups,
     parse_float,
@@ -74,7 +80,6 @@ from oomd.engine.args import (
     parse_milliseconds,
     to_float32,
 )
-from oomd.engine.plugin import Arg, ArgError, Plugin, PluginInitError, PluginRet
 
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
@@ -467,7 +472,7 @@ def timed_call(
 # --- the plugin ---------------------------------------------------------------------------
 
 
-class Senpai(Plugin):
+class Senpai(Action):
     name = "senpai"
     needs_controllers = frozenset({"memory"})
     args: ClassVar[tuple[Arg[Any], ...]] = (

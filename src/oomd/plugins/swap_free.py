@@ -14,10 +14,16 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from oomd import log
-from oomd.cgroup.context import OomdContext
-from oomd.engine.args import parse_int, parse_int64
-from oomd.engine.plugin import Arg, Plugin, PluginEnv, PluginRet
+from oomd.plugin import (
+    Arg,
+    Detector,
+    OomdContext,
+    PluginEnv,
+    PluginRet,
+    log,
+    parse_int,
+    parse_int64,
+)
 
 _U64 = (1 << 64) - 1
 
@@ -45,7 +51,7 @@ def swap_low(total: int, used: int, pct: int, swapout_bps: float, bps_threshold:
     return free < swap_threshold(total, pct) and swapout_bps >= bps_threshold
 
 
-class SwapFree(Plugin):
+class SwapFree(Detector):
     name = "swap_free"
     args: ClassVar[tuple[Arg[Any], ...]] = (
         Arg("threshold_pct", parse_threshold_pct, required=True),

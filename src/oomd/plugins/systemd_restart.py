@@ -42,10 +42,18 @@ import shutil
 import subprocess
 from typing import Any, ClassVar
 
-from oomd import dbus, log
-from oomd.cgroup.context import OomdContext
-from oomd.engine.args import parse_bool, parse_string, parse_unsigned_int
-from oomd.engine.plugin import Arg, Plugin, PluginEnv, PluginRet
+from oomd import dbus
+from oomd.plugin import (
+    Action,
+    Arg,
+    OomdContext,
+    PluginEnv,
+    PluginRet,
+    log,
+    parse_bool,
+    parse_string,
+    parse_unsigned_int,
+)
 
 RESTARTS = "oomd.restarts"
 
@@ -193,7 +201,7 @@ def restart_with_systemctl(service: str, machine: str) -> bool:
     return True
 
 
-class SystemdRestart(Plugin):
+class SystemdRestart(Action):
     name = "systemd_restart"
     args: ClassVar[tuple[Arg[Any], ...]] = (
         Arg("service", parse_service, required=True),

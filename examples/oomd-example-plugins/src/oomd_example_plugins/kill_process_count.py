@@ -1,0 +1,47 @@
+"""``kill_by_process_count``: kill the cgroup with the most processes (a fork bomb's).
+
+A kill plugin supplies only its ranking and its "Picked" log line; oomd's kill core
+does the rest (recursion, prekill hooks, dry runs, xattrs, the kill line, stats)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from oomd.plugin import (
+    KILL_ARGS,
+    Arg,
+    CgroupContext,
+    KillPlugin,
+    OomdContext,
+    mb,
+    parse_int,
+    positive,
+    sort_with_preferences,
+)
+
+
+def process_count(cg: CgroupContext) -> int:
+    """Processes listed in the cgroup's own ``cgroup.procs`` (0 when unreadable)."""
+    return len(cg.pids() or ())
+
+
+class KillByProcessCount(KillPlugin):
+    name = "kill_by_process_count"
+    args: ClassVar[tuple[Arg[Any], ...]] = (
+        *KILL_ARGS,
+        Arg("min_processes", parse_int, default=1, validate=positive),
+    )
+
+    min_processes: int
+
+    def rank(self, ctx: OomdContext, cgroups: list[CgroupContext]) -> list[CgroupContext]:
+        eligible = [cg for cg in cgroups if process_count(cg) >= self.min_processes]
+        return sort_with_preferences(eligible, process_count)
+
+    def pick_reason(
+        self, ctx: OomdContext, target: CgroupContext, peers: list[CgroupContext]
+    ) -> str:
+        return (
+            f'Picked "{target.path.relative}" ({mb(target.current_usage() or 0)}MB) '
+            f"based on its {process_count(target)} processes"
+        )

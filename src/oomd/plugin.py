@@ -1,0 +1,140 @@
+"""The public plugin API: everything a plugin needs, and the only module it imports.
+
+A detector::
+
+    from oomd.plugin import CGROUP_ARG, Arg, Detector, OomdContext, parse_int, in_range
+
+    class Busy(Detector):
+        name = "busy"
+        args = (CGROUP_ARG, Arg("percent", parse_int, default=90, validate=in_range(1, 100)))
+
+        def detect(self, ctx: OomdContext) -> bool:
+            ...
+
+A kill plugin supplies only its ranking (``rank``) and its "Picked" log line
+(``pick_reason``); the kill core of :class:`KillPlugin` does the rest, exactly as for
+the built-in kill plugins.
+
+Register a plugin with the ``oomd.plugins`` entry-point group of an installed package
+or put its file in a ``--plugin-dir``. docs/writing_a_plugin.md is the tutorial; it
+also says what happens when a plugin raises or is slow ("Isolation"). The built-in
+plugins use exactly this API. Names not listed in ``__all__`` are not part of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from oomd import log
+from oomd.cgroup.context import (
+    ActionContext,
+    CgroupContext,
+    KillPreference,
+    OomdContext,
+    fmt_mb,
+)
+from oomd.cgroup.fs import ZERO_PRESSURE, Pressure
+from oomd.cgroup.path import CgroupPath, CgroupPattern
+from oomd.cgroup.system import SystemContext
+from oomd.config.errors import ConfigError
+from oomd.engine.args import (
+    CGROUP_ARG,
+    RULESET_CGROUP_ARG,
+    SizeOrPercent,
+    in_range,
+    non_negative,
+    one_of,
+    parse_bool,
+    parse_cgroups,
+    parse_float,
+    parse_float32,
+    parse_int,
+    parse_int64,
+    parse_milliseconds,
+    parse_resource,
+    parse_size,
+    parse_size_or_percent,
+    parse_string,
+    parse_unsigned_int,
+    positive,
+    require_cgroups,
+    to_float32,
+)
+from oomd.engine.plugin import (
+    Action,
+    Arg,
+    ArgError,
+    Detector,
+    Plugin,
+    PluginEnv,
+    PluginInitError,
+    PluginRet,
+)
+from oomd.log import Kmsg, NullKmsg
+from oomd.plugins.kill_base import KILL_ARGS, KillPlugin, fmt_float, mb, sort_with_preferences
+from oomd.plugins.timer import ThresholdTimer
+
+__all__ = [
+    "CGROUP_ARG",
+    "KILL_ARGS",
+    "RULESET_CGROUP_ARG",
+    "ZERO_PRESSURE",
+    "Action",
+    "ActionContext",
+    "Arg",
+    "ArgError",
+    "CgroupContext",
+    "CgroupPath",
+    "CgroupPattern",
+    "ConfigError",
+    "Detector",
+    "KillPlugin",
+    "KillPreference",
+    "Kmsg",
+    "NullKmsg",
+    "OomdContext",
+    "Plugin",
+    "PluginEnv",
+    "PluginInitError",
+    "PluginRet",
+    "Pressure",
+    "SizeOrPercent",
+    "SystemContext",
+    "ThresholdTimer",
+    "build_plugin",
+    "fmt_float",
+    "fmt_mb",
+    "in_range",
+    "log",
+    "mb",
+    "non_negative",
+    "one_of",
+    "parse_bool",
+    "parse_cgroups",
+    "parse_float",
+    "parse_float32",
+    "parse_int",
+    "parse_int64",
+    "parse_milliseconds",
+    "parse_resource",
+    "parse_size",
+    "parse_size_or_percent",
+    "parse_string",
+    "parse_unsigned_int",
+    "positive",
+    "require_cgroups",
+    "sort_with_preferences",
+    "to_float32",
+]
+
+
+def build_plugin(
+    cls: type[Plugin], args: Mapping[str, str | Sequence[str]], env: PluginEnv
+) -> Plugin:
+    """Build one plugin exactly as a config naming it with ``args`` would: every arg
+    parsed and validated, ``setup`` run. For plugin tests. Values are strings, as in a
+    config (a sequence of strings for an arg that takes a list). Raises ConfigError
+    whose ``problems`` hold the messages a config would get."""
+    from oomd.config.compiler import build_plugin as build
+
+    return build(cls, args, env)
