@@ -8,15 +8,20 @@ BIN := $(VENV)/bin
 
 test: lint typecheck pytest
 
-$(BIN)/.installed: pyproject.toml
+# The example third-party plugin package (docs/writing_a_plugin.md) is installed too:
+# its entry points are what tests/test_plugin_*.py discover, and its tests run in pytest.
+EXAMPLE := examples/oomd-example-plugins
+
+$(BIN)/.installed: pyproject.toml $(EXAMPLE)/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps -e $(EXAMPLE)
 	touch $@
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check src tests tools
-	$(BIN)/ruff format --check src tests tools
+	$(BIN)/ruff check src tests tools examples bench
+	$(BIN)/ruff format --check src tests tools examples bench
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy

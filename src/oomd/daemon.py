@@ -2,7 +2,8 @@
 
 Ticks run on the monotonic clock at fixed times (start + k * interval, missed slots
 skipped) so the period does not drift by the processing time as upstream's does; the
-first tick runs at once instead of one interval after start. SIGTERM and SIGINT are
+first tick runs at once instead of one interval after start; a PSI trigger on a
+watched pressure file runs an early tick (oomd.scheduler, oomd.cgroup.triggers). SIGTERM and SIGINT are
 handled between ticks: log, release the lock, then die by the same signal (as upstream
 HEAD, so the exit status is 128 + signal).
 """
@@ -15,13 +16,14 @@ import fcntl
 import os
 import select
 import signal
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from oomd import log
 from oomd.cgroup import mount
 from oomd.cgroup.context import ContextParams, OomdContext
 from oomd.cgroup.system import SystemContext
+from oomd.cgroup.triggers import PressureTriggers, raise_fd_limit
 from oomd.cli import Options
 from oomd.config.compiler import Compiled, compile_config, compile_dropin
 from oomd.config.default_policy import DEFAULT_POLICY_NAME, DEFAULT_POLICY_TEXT
@@ -31,6 +33,8 @@ from oomd.config.parser import load_config, parse_config
 from oomd.dropin import DropInService
 from oomd.engine.plugin import PluginEnv
 from oomd.log import Kmsg, NullKmsg
+from oomd.plugins import registry
+from oomd.scheduler import run_ticks
 from oomd.stats import CORE_KEYS, Stats, StatsServer
 
 EXIT_CANT_RECOVER = 3
@@ -64,7 +68,9 @@ def _load_ir(opts: Options) -> tuple[ConfigIR, bool]:
     return load_config(opts.config), False
 
 
-def _env(cgroup_fs: str, kmsg: Kmsg, dry_run: bool, stats: Stats | None = None) -> PluginEnv:
+def _env(
+    cgroup_fs: str, kmsg: Kmsg, dry_run: bool, stats: Stats | None = None, interval: float = 5
+) -> PluginEnv:
     return PluginEnv(
         cgroup_fs=cgroup_fs,
         system=SystemContext(),
@@ -73,7 +79,29 @@ def _env(cgroup_fs: str, kmsg: Kmsg, dry_run: bool, stats: Stats | None = None) 
         dry_run=dry_run,
         controllers=mount.controllers(cgroup_fs),
         own_cgroup=own_cgroup(cgroup_fs),
+        # docs/writing_a_plugin.md, "Isolation".
+        slow_run_threshold=min(1.0, interval / 2),
+        plugin_timeout=max(10.0, float(interval)),
     )
+
+
+def _discover(opts: Options, out: Callable[[str], None]) -> bool:
+    """Register the third-party plugins (entry points, ``--plugin-dir``); False, with
+    every problem written to ``out``, if they cannot be used."""
+    try:
+        warnings = registry.discover(opts.plugin_dirs)
+    except registry.PluginLoadError as e:
+        for problem in e.problems:
+            out(problem)
+        return False
+    for warning in warnings:
+        out("Warning: " + warning)
+    return True
+
+
+def _named(name: str) -> str:
+    origin = registry.origin(name)
+    return name if origin is None else f"{name} ({origin})"
 
 
 def _describe(compiled: Compiled) -> list[str]:
@@ -82,9 +110,10 @@ def _describe(compiled: Compiled) -> list[str]:
         lines.append(f'ruleset "{ruleset.name}" (post_action_delay={ruleset.post_action_delay}s)')
         for group in ruleset.detector_groups:
             lines.append(
-                f'  detector group "{group.name}": ' + ", ".join(d.name for d in group.detectors)
+                f'  detector group "{group.name}": '
+                + ", ".join(_named(d.name) for d in group.detectors)
             )
-        lines.append("  actions: " + " -> ".join(a.name for a in ruleset.actions))
+        lines.append("  actions: " + " -> ".join(_named(a.name) for a in ruleset.actions))
     return lines
 
 
@@ -94,6 +123,9 @@ def check_config(opts: Options) -> int:
         cgroup_fs, _ = mount.resolve_cgroup_fs(opts.cgroup_fs)
     except mount.CgroupFsError:
         cgroup_fs = opts.cgroup_fs or mount.DEFAULT_CGROUP_FS
+    if not _discover(opts, log.raw):
+        log.raw("Config is not valid")
+        return 1
     try:
         ir = load_config(opts.config)
         compiled = compile_config(ir, _env(cgroup_fs, NullKmsg(), opts.dry_run))
@@ -239,10 +271,13 @@ def run(opts: Options) -> int:
         log.always(fs_note)
     for line in ir.dump():
         log.info(line)
+    if not _discover(opts, log.always):
+        log.always("Third-party plugins failed to load")
+        return EXIT_CANT_RECOVER
     stats = Stats()
     for key in CORE_KEYS:
         stats.set(key, 0)
-    env = _env(cgroup_fs, kmsg, opts.dry_run, stats)
+    env = _env(cgroup_fs, kmsg, opts.dry_run, stats, opts.interval)
     try:
         compiled = compile_config(ir, env)
     except ConfigError as e:
@@ -252,6 +287,8 @@ def run(opts: Options) -> int:
         return EXIT_CANT_RECOVER
     for warning in compiled.warnings:
         log.always("Warning: " + warning)
+    for name in sorted({p.name for _, p in compiled.engine.plugins() if p.origin is not None}):
+        log.always(f"Using third-party plugin {_named(name)}")
     try:
         lock_fd = acquire_lock(opts.runtime_dir)
     except LockError as e:
@@ -278,22 +315,22 @@ def run(opts: Options) -> int:
         dropins = DropInService(
             opts.dropin_dir, engine, lambda unit_ir: compile_dropin(ir, unit_ir, env)
         )
+    # PSI triggers on the pressure files the detectors watch wake the loop for an
+    # early tick (oomd.cgroup.triggers, oomd.scheduler).
+    raise_fd_limit()
+    triggers = ctx.triggers = PressureTriggers(log.always)
     log.always("Running oomd")
-    interval = float(opts.interval)
-    next_tick = time.monotonic()
-    while not signals.received:
+
+    def tick() -> None:
         try:
             if dropins is not None:
                 dropins.poll()
             engine.tick(ctx)
         except Exception as e:
             log.always(f"Error during tick: {type(e).__name__}: {e}")
-        next_tick += interval
-        now = time.monotonic()
-        if next_tick <= now:
-            # Overran: skip the missed slots, keep the phase.
-            next_tick += interval * (int((now - next_tick) / interval) + 1)
-        signals.wait(next_tick - time.monotonic())
+        triggers.end_tick()
+
+    run_ticks(tick, float(opts.interval), signals.read_fd, triggers, lambda: bool(signals.received))
     signum = signals.received
     log.raw(f"Received signal {signum}. Exiting!")
     stats_server.close()

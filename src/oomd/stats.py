@@ -8,7 +8,6 @@ implementation talk to either daemon.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import threading
@@ -63,6 +62,8 @@ def styled_json(value: Mapping[str, object], indent: str = "") -> str:
     prints byte for byte what upstream prints."""
     if not value:
         return "{}"
+    import json  # on a stats request only: the daemon does not load json otherwise
+
     inner = indent + "\t"
     parts = []
     for key in sorted(value):
@@ -189,6 +190,8 @@ def request(path: str, command: str) -> dict[str, object]:
                 chunks.append(chunk)
         except OSError as e:
             raise StatsClientError(f"Error: talking to stats socket: {e.strerror}") from None
+    import json
+
     try:
         reply = json.loads(b"".join(chunks))
     except ValueError as e:

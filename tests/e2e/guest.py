@@ -176,17 +176,19 @@ class Worker:
 
 
 class Daemon:
-    """The real oomd, started in its own cgroup with a config, ``-i 1``, a kmsg file
-    and a runtime dir of its own."""
+    """The real oomd, started in its own cgroup with a config, ``-i 1`` (or
+    ``interval``), a kmsg file and a runtime dir of its own."""
 
-    def __init__(self, workdir: Path, config: dict[str, Any], cgroup: Path) -> None:
+    def __init__(
+        self, workdir: Path, config: dict[str, Any], cgroup: Path, interval: int = 1
+    ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / "oomd.json"
         self.config_path.write_text(json.dumps(config, indent=1))
         self.kmsg_path = workdir / "kmsg"
         self.stderr_path = workdir / "oomd.stderr"
         self.cgroup = cgroup
-        argv = [*oomd_argv(), "-C", str(self.config_path), "-i", "1"]
+        argv = [*oomd_argv(), "-C", str(self.config_path), "-i", str(interval)]
         argv += ["--kmsg-override", str(self.kmsg_path), "-D", str(workdir / "run")]
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
@@ -332,8 +334,12 @@ class Scenario:
             assert time.monotonic() < deadline, f"worker {worker.name} did not allocate in time"
             time.sleep(0.1)
 
-    def oomd(self, config: dict[str, Any], cgroup: str = "oomd.service") -> Daemon:
-        daemon = Daemon(self.workdir / f"oomd{len(self.daemons)}", config, self.cgroup(cgroup))
+    def oomd(
+        self, config: dict[str, Any], cgroup: str = "oomd.service", interval: int = 1
+    ) -> Daemon:
+        daemon = Daemon(
+            self.workdir / f"oomd{len(self.daemons)}", config, self.cgroup(cgroup), interval
+        )
         self.daemons.append(daemon)
         return daemon
 

@@ -7,10 +7,16 @@ a failed read, so one tick sees one consistent snapshot and never retries a miss
 file. Nothing here raises for missing, malformed or vanishing files: the value is
 simply ``None``.
 
-Cost model (matters at 10,000 cgroups): a tick touches only the cgroups some plugin
-asks for; cgroups nobody looked at in the previous tick are forgotten at refresh, so
-refresh is O(cgroups used), and memory protection is computed once per parent per tick
-(upstream re-resolves every sibling for every candidate, which is quadratic).
+Cost model (matters at 10,000 cgroups; bench/README.md has the numbers): a tick
+touches only the cgroups some plugin asks for; cgroups nobody looked at in the previous
+tick are forgotten at refresh, so refresh is O(cgroups used). Every step is linear in
+the cgroups touched - no quadratic step anywhere: memory protection sums the siblings
+once per parent per tick (upstream re-resolves every sibling for every candidate), a
+pattern is resolved once per tick (one ``scandir`` per wildcard directory), and a
+cgroup seen before is found by its path string without building a new path object.
+Files are opened relative to a descriptor of the cgroup filesystem's root (one
+``openat``, no walk through ``/sys/fs/cgroup``'s mounts), read with one ``read``, and
+parsed only for the fields asked for.
 """
 
 from __future__ import annotations
@@ -19,15 +25,20 @@ import errno
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Protocol, TypeVar
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from oomd.cgroup import fs
 from oomd.cgroup.fs import INT64_MAX, IoStat, KeyedValues, Pressure
 from oomd.cgroup.path import CgroupPath, CgroupPattern
 from oomd.cgroup.system import SystemContext
+from oomd.cgroup.triggers import Watch, is_cgroup2
+
+if TYPE_CHECKING:
+    from oomd.cgroup.triggers import PressureTriggers, Trigger
 
 T = TypeVar("T")
 
@@ -93,7 +104,8 @@ class PauseTarget(Protocol):
     def pause_actions(self, seconds: float) -> None: ...
 
 
-_TEMPORAL = ("average_usage", "io_cost_cumulative", "pg_scan_cumulative")
+_MISSING: Any = object()
+_NO_XATTRS: frozenset[str] = frozenset()
 R = TypeVar("R")
 
 
@@ -103,11 +115,10 @@ def per_tick(compute: Callable[[CgroupContext], R]) -> Callable[[CgroupContext],
     key = compute.__name__
 
     def field(self: CgroupContext) -> R:
-        try:
-            return self._cache[key]
-        except KeyError:
-            pass
-        value = self._cache[key] = compute(self)
+        cache = self._cache
+        value = cache.get(key, _MISSING)
+        if value is _MISSING:
+            value = cache[key] = compute(self)
         return value
 
     field.__name__ = key
@@ -115,22 +126,53 @@ def per_tick(compute: Callable[[CgroupContext], R]) -> Callable[[CgroupContext],
     return field
 
 
+def _pressure_keys(resource: str, full: bool) -> tuple[str, str, str]:
+    """Cache keys of a pressure field and of its raw file, and the file's name."""
+    return ("full:" if full else "some:") + resource, "psi:" + resource, resource + ".pressure"
+
+
+_PRESSURE_KEYS = {
+    (resource, full): _pressure_keys(resource, full)
+    for resource in ("memory", "io", "cpu")
+    for full in (True, False)
+}
+
+
 class CgroupContext:
     """One cgroup, its lazily read fields for this tick, and its cross-tick history."""
 
-    __slots__ = ("_cache", "_prev", "ctx", "dead", "inode", "last_tick", "path")
+    __slots__ = (
+        "_cache",
+        "_prev_average",
+        "_prev_io_cost",
+        "_prev_pg_scan",
+        "_rooted",
+        "ctx",
+        "dead",
+        "inode",
+        "is_root",
+        "last_tick",
+        "path",
+    )
 
     def __init__(self, ctx: OomdContext, path: CgroupPath, inode: int) -> None:
         self.ctx = ctx
         self.path = path
         self.inode = inode
         self.last_tick = ctx.tick
+        self.is_root: bool = not path.parts
         #: Set once the context knows this object no longer names the cgroup at its
         #: path (removed, or replaced by a new cgroup of the same name): reads give
         #: None from then on, never the new cgroup's values.
         self.dead = False
         self._cache: dict[str, Any] = {}
-        self._prev: dict[str, Any] = {}
+        # Last tick's values of the fields that have history (None: not computed).
+        self._prev_average: int | None = None
+        self._prev_io_cost: float | None = None
+        self._prev_pg_scan: int | None = None
+        #: Files are opened relative to the context's root fd (False: the path lies
+        #: outside ``ctx.cgroup_fs``; read by absolute path).
+        self._rooted = path.fs == ctx.cgroup_fs
 
     def __repr__(self) -> str:
         return f"CgroupContext({self.path.relative or '/'!r})"
@@ -140,48 +182,77 @@ class CgroupContext:
     def _read(self, name: str) -> bytes | None:
         if self.dead:
             return None
+        if self._rooted:
+            ctx = self.ctx
+            if ctx._root_fd >= 0:
+                # The path below the root: the absolute path past "<cgroup_fs>/".
+                rel = self.path.absolute[ctx._fs_prefix :]
+                return fs.read_bytes(rel + "/" + name if rel else name, ctx._root_fd)
         return fs.read_bytes(self.path.absolute + "/" + name)
 
     def _archive(self) -> None:
         cache = self._cache
-        self._prev = {k: cache[k] for k in _TEMPORAL if cache.get(k) is not None}
-        self._cache = {}
+        if cache:
+            self._prev_average = cache.get("average_usage")
+            self._prev_io_cost = cache.get("io_cost_cumulative")
+            self._prev_pg_scan = cache.get("pg_scan_cumulative")
+            self._cache = {}
+        else:
+            self._prev_average = self._prev_io_cost = self._prev_pg_scan = None
 
     def _file(self, key: str, filename: str, parse: Callable[[bytes], T]) -> T | None:
         """A field parsed from one file of the cgroup, read at most once per tick."""
-        try:
-            return self._cache[key]
-        except KeyError:
-            pass
-        data = self._read(filename)
-        value = None if data is None else parse(data)
-        self._cache[key] = value
+        cache = self._cache
+        value = cache.get(key, _MISSING)
+        if value is _MISSING:
+            data = self._read(filename)
+            value = cache[key] = None if data is None else parse(data)
         return value
 
-    @property
-    def is_root(self) -> bool:
-        return not self.path.parts
+    def parent(self) -> CgroupContext | None:
+        """The parent cgroup's context this tick (None for the root, or when the
+        parent directory is gone); found by its path string when already known."""
+        path = self.path
+        parts = path.parts
+        if not parts:
+            return None
+        key = path.fs if len(parts) == 1 else path.absolute[: -len(parts[-1]) - 1]
+        ctx = self.ctx
+        known = ctx.cgroups.get(key)
+        if known is not None and known.last_tick == ctx.tick:
+            return known
+        return ctx.get(path.parent())
 
     # -- raw fields ---------------------------------------------------------------
 
-    @per_tick
     def children(self) -> list[tuple[str, int]]:
-        """(name, inode) of each child cgroup directory, dot-names skipped."""
-        value: list[tuple[str, int]] = []
+        """(name, inode) of each child cgroup directory, dot-names skipped, sorted;
+        the same listing as ``ctx.children`` for the rest of the tick."""
+        cache = self._cache
+        value: list[tuple[str, int]] | None = cache.get("children")
+        if value is None:
+            contexts: list[CgroupContext] | None = cache.get("child_contexts")
+            if contexts is not None:
+                value = [(c.path.parts[-1], c.inode) for c in contexts]
+            else:
+                value = sorted(self._child_entries())
+            cache["children"] = value
+        return value
+
+    def _child_entries(self) -> Iterator[tuple[str, int]]:
+        """One ``scandir`` of the cgroup's directory: (name, inode) of each child."""
         if self.dead:
-            return value
+            return
         try:
             with os.scandir(self.path.absolute) as it:
                 for entry in it:
                     try:
                         if entry.name[0] != "." and entry.is_dir(follow_symlinks=False):
-                            value.append((entry.name, entry.inode()))
+                            yield entry.name, entry.inode()
                     except OSError:
                         continue
         except OSError:
-            pass
-        value.sort()
-        return value
+            return
 
     @per_tick
     def current_usage(self) -> int | None:
@@ -225,22 +296,21 @@ class CgroupContext:
         return self.memory_stat_value("anon")
 
     def _pressure(self, resource: str, full: bool) -> Pressure | None:
-        key = ("full:" if full else "some:") + resource
+        keys = _PRESSURE_KEYS.get((resource, full))
+        if keys is None:
+            keys = _pressure_keys(resource, full)
+        key, raw_key, filename = keys
         cache = self._cache
-        try:
-            return cache[key]
-        except KeyError:
-            pass
-        value: Pressure | None
+        value: Pressure | None = cache.get(key, _MISSING)
+        if value is not _MISSING:
+            return value
         if self.is_root:
             value = self.ctx.system.pressure(resource, full)
         else:
             # One read of the file serves both its some and full lines.
-            raw_key = "psi:" + resource
-            try:
-                data = cache[raw_key]
-            except KeyError:
-                data = cache[raw_key] = self._read(resource + ".pressure")
+            data = cache.get(raw_key, _MISSING)
+            if data is _MISSING:
+                data = cache[raw_key] = self._read(filename)
             value = None if data is None else fs.parse_pressure(data, full)
         cache[key] = value
         return value
@@ -295,17 +365,19 @@ class CgroupContext:
     def xattr_names(self) -> frozenset[str] | None:
         """Names of the extended attributes on the cgroup directory (one syscall)."""
         try:
-            return frozenset(os.listxattr(self.path.absolute))
+            names = os.listxattr(self.path.absolute)
         except OSError as e:
-            return frozenset() if e.errno in (errno.ENOTSUP, errno.ENODATA) else None
+            return _NO_XATTRS if e.errno in (errno.ENOTSUP, errno.ENODATA) else None
+        # Most cgroups have none: share one empty set (216 bytes per cgroup otherwise).
+        return frozenset(names) if names else _NO_XATTRS
 
     def has_xattr(self, name: str) -> bool:
         names = self.xattr_names()
         return names is not None and name in names
 
-    @per_tick
     def kill_preference(self) -> KillPreference:
-        """PREFER/AVOID from xattrs (presence only, first match wins), else NORMAL."""
+        """PREFER/AVOID from xattrs (presence only, first match wins), else NORMAL;
+        as stable within a tick as the xattr names it is derived from."""
         value = KillPreference.NORMAL
         names = self.xattr_names()
         if names:
@@ -337,13 +409,17 @@ class CgroupContext:
     @per_tick
     def memory_protection(self) -> int | None:
         """The memory.low/min protection this cgroup actually receives (upstream's
-        recursive proportional split of the parent's protection)."""
+        recursive proportional split of the parent's protection).
+
+        Linear, not quadratic: the siblings' sum is :meth:`children_protection_sum`,
+        computed once per parent per tick, and the parent's own protection is cached
+        too, so ranking N siblings reads each sibling's files once."""
         if self.is_root:
             value = self.current_usage()
         elif len(self.path.parts) == 1:
             value = self.raw_protection()
         else:
-            parent = self.ctx.get(self.path.parent())
+            parent = self.parent()
             if parent is None:
                 value = None
             else:
@@ -359,6 +435,7 @@ class CgroupContext:
                         value = int(raw * min(1.0, parent_protection / total))
         return value
 
+    @per_tick
     def effective_usage(self) -> int | None:
         """memory.current minus the protection the cgroup receives."""
         current = self.current_usage()
@@ -377,7 +454,7 @@ class CgroupContext:
             value = None
         else:
             decay = self.ctx.params.average_size_decay
-            previous = self._prev.get("average_usage", 0)
+            previous = self._prev_average or 0
             value = int(previous * ((decay - 1) / decay) + current / decay)
         return value
 
@@ -419,7 +496,7 @@ class CgroupContext:
         current = self.io_cost_cumulative()
         if current is None:
             return None
-        previous = self._prev.get("io_cost_cumulative")
+        previous = self._prev_io_cost
         return 0.0 if previous is None else current - previous
 
     @per_tick
@@ -430,7 +507,7 @@ class CgroupContext:
     def pg_scan_rate(self) -> int | None:
         """Change in pgscan since the previous tick; None when there is no history."""
         current = self.pg_scan_cumulative()
-        previous = self._prev.get("pg_scan_cumulative")
+        previous = self._prev_pg_scan
         if current is None or previous is None:
             return None
         return int(current - previous)
@@ -440,7 +517,7 @@ class CgroupContext:
         """min(memory.swap.max) over the cgroup and its ancestors; root: swap total."""
         if self.is_root:
             return self.ctx.system.swaps()[0]
-        parent = self.ctx.get(self.path.parent())
+        parent = self.parent()
         parent_value = None if parent is None else parent.effective_swap_max()
         own = self.swap_max()
         return None if parent_value is None or own is None else min(parent_value, own)
@@ -453,7 +530,7 @@ class CgroupContext:
         else:
             own_max = self.swap_max()
             usage = self.swap_usage()
-            parent = self.ctx.get(self.path.parent())
+            parent = self.parent()
             if own_max is None or usage is None or parent is None:
                 value = None
             else:
@@ -474,7 +551,7 @@ class CgroupContext:
                 value = 0.0
             else:
                 usage = self.swap_usage()
-                parent = self.ctx.get(self.path.parent())
+                parent = self.parent()
                 if usage is None or parent is None:
                     value = None
                 else:
@@ -516,9 +593,80 @@ class OomdContext:
         #: returns its invocation (or None when no hook matches).
         self.prekill_hook_handler: Callable[[CgroupContext, ActionContext], Any] | None = None
         self._resolved: dict[tuple[object, ...], list[CgroupContext]] = {}
+        #: Length of "<cgroup_fs>/", the prefix of every cgroup's absolute path below it.
+        self._fs_prefix = len(self.cgroup_fs) + 1 if self.cgroup_fs != "/" else 1
+        self._root = _RootDir(self.cgroup_fs)
+        self._root_fd = self._root.check()
+        #: The daemon's PSI triggers (oomd.cgroup.triggers); None (tests, ``-c``): every
+        #: watched pressure file is polled.
+        self.triggers: PressureTriggers | None = None
+        self._root_is_cgroup2: bool | None = None
 
     def now(self) -> float:
         return self.clock()
+
+    def close(self) -> None:
+        """Close the root directory descriptor (reads go by absolute path after)."""
+        self._root.close()
+        self._root_fd = -1
+
+    # -- PSI triggers -------------------------------------------------------------------
+
+    def watch_pressure(
+        self, cgroup: CgroupContext, resource: str, kind: str, stall_us: int, window_us: int
+    ) -> Trigger | None:
+        """Declare, during a detector's ``run``, that this tick watches ``cgroup``'s
+        ``resource`` pressure: the daemon keeps a kernel PSI trigger ``<kind>
+        <stall_us> <window_us>`` on it (registered now if new) and runs an early tick
+        when it fires. Returns the trigger (its ``events`` count how often it fired),
+        or None when the file is polled instead (no daemon, fake tree, old kernel,
+        over the limit; logged once). The root cgroup stands for the system
+        (``/proc/pressure/<resource>``, else the cgroup2 root's file)."""
+        triggers = self.triggers
+        if triggers is None:
+            return None
+        filename = resource + ".pressure"
+        if cgroup.is_root:
+            alternative = self.cgroup_fs + "/" + filename if self._cgroup2_root() else ""
+            watch = Watch(
+                self.system.proc_root + "/pressure/" + resource,
+                kind,
+                stall_us,
+                window_us,
+                alternative,
+            )
+        else:
+            if not self._cgroup2_root():
+                triggers.unavailable(
+                    "fake-tree",
+                    f"No PSI triggers on {self.cgroup_fs}: not a cgroup2 filesystem (a fake "
+                    "tree?); watched pressure files are polled every tick",
+                )
+                return None
+            watch = Watch(cgroup.path.absolute + "/" + filename, kind, stall_us, window_us)
+        return triggers.want(watch)
+
+    def watch_threshold(
+        self, cgroups: Sequence[CgroupContext], resource: str, kind: str, percent: float
+    ) -> None:
+        """:meth:`watch_pressure` for a detector that compares pressure with
+        ``percent``: a trigger at that share of a 1 s window (the best form the kernel
+        accepts, see oomd.cgroup.triggers), so a tick runs as soon as the cgroup stalls
+        that much instead of up to an interval later."""
+        if self.triggers is None:
+            return
+        window = 1_000_000
+        stall = min(window, max(1, int(window * percent / 100)))
+        for cgroup in cgroups:
+            self.watch_pressure(cgroup, resource, kind, stall, window)
+            if not cgroup.is_root and not self._cgroup2_root():
+                return  # a fake tree: no cgroup gets a trigger (logged once)
+
+    def _cgroup2_root(self) -> bool:
+        known = self._root_is_cgroup2
+        if known is None:
+            known = self._root_is_cgroup2 = self._root_fd >= 0 and is_cgroup2(self._root_fd)
+        return known
 
     def refresh(self) -> None:
         """Start a new tick: archive history, forget cgroups nobody used last tick."""
@@ -526,6 +674,12 @@ class OomdContext:
         self.tick += 1
         self.system.refresh(self.clock())
         self._resolved = {}
+        # One stat per tick: a cgroup filesystem unmounted, remounted or replaced at
+        # the same path is picked up here.
+        root_fd = self._root.check()
+        if root_fd != self._root_fd:
+            self._root_is_cgroup2 = None
+        self._root_fd = root_fd
         stale = []
         for key, cgroup in self.cgroups.items():
             if cgroup.last_tick != previous:
@@ -546,6 +700,17 @@ class OomdContext:
         cgroup.last_tick = self.tick
         return cgroup
 
+    def _adopt_key(
+        self, key: str, fs_root: str, parts: tuple[str, ...], inode: int
+    ) -> CgroupContext:
+        """:meth:`_adopt` for ``CgroupPath(fs_root, parts)``, whose absolute path is
+        ``key``: a cgroup seen before costs one dict lookup, no new path object."""
+        cgroup = self.cgroups.get(key)
+        if cgroup is None or cgroup.inode != inode:
+            return self._adopt(CgroupPath(fs_root, parts), inode)
+        cgroup.last_tick = self.tick
+        return cgroup
+
     def root(self) -> CgroupContext | None:
         return self.get(CgroupPath(self.cgroup_fs))
 
@@ -563,9 +728,26 @@ class OomdContext:
         return self._adopt(path, st.st_ino)
 
     def children(self, cgroup: CgroupContext) -> list[CgroupContext]:
-        """Contexts of a cgroup's child cgroups (as listed this tick)."""
-        path = cgroup.path
-        return [self._adopt(path.child(name), inode) for name, inode in cgroup.children()]
+        """Contexts of a cgroup's child cgroups (as listed this tick), by name. The
+        listing is adopted as it is read (no (name, inode) list is kept for 10,000
+        children) and cached for the tick."""
+        cache = cgroup._cache
+        contexts: list[CgroupContext] | None = cache.get("child_contexts")
+        if contexts is None:
+            path = cgroup.path
+            base = path.absolute + "/" if path.absolute != "/" else "/"
+            parts = path.parts
+            fs_root = path.fs
+            adopt = self._adopt_key
+            listing = cache.get("children")
+            entries = cgroup._child_entries() if listing is None else listing
+            contexts = [
+                adopt(base + name, fs_root, (*parts, name), inode) for name, inode in entries
+            ]
+            if listing is None:
+                contexts.sort(key=_BY_NAME)
+            cache["child_contexts"] = contexts
+        return list(contexts)
 
     def resolve(
         self,
@@ -580,18 +762,75 @@ class OomdContext:
         cached = self._resolved.get(key)
         if cached is not None:
             return cached
-        found: dict[str, tuple[CgroupPath, int]] = {}
+        found: dict[str, tuple[str, tuple[str, ...], int, str]] = {}
         for pattern in patterns:
-            for path, inode in pattern.resolve():
-                found.setdefault(path.absolute, (path, inode))
+            for absolute, parts, inode in pattern.resolve_raw():
+                if absolute not in found:
+                    found[absolute] = (absolute, parts, inode, pattern.fs)
         if base is not None:
             for pattern in ruleset_patterns:
-                for path, inode in pattern.under(base).resolve():
-                    found.setdefault(path.absolute, (path, inode))
-        result = [self._adopt(path, inode) for path, inode in found.values()]
-        result.sort(key=lambda c: c.path.parts)
+                under = pattern.under(base)
+                for absolute, parts, inode in under.resolve_raw():
+                    if absolute not in found:
+                        found[absolute] = (absolute, parts, inode, under.fs)
+        adopt = self._adopt_key
+        result = [
+            adopt(absolute, fs_root, parts, inode)
+            for absolute, parts, inode, fs_root in sorted(found.values(), key=_BY_PARTS)
+        ]
         self._resolved[key] = result
         return result
+
+
+_BY_PARTS = itemgetter(1)
+
+
+def _BY_NAME(cgroup: CgroupContext) -> str:
+    return cgroup.path.parts[-1]
+
+
+class _RootDir:
+    """An ``O_PATH`` descriptor of the cgroup filesystem's root, which every cgroup
+    file is opened relative to; re-opened when the path names another directory
+    (remount, a test tree replaced), closed with its context."""
+
+    __slots__ = ("fd", "ident", "path")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = -1
+        self.ident: tuple[int, int] | None = None
+
+    def check(self) -> int:
+        """The descriptor to use this tick (-1: read by absolute path)."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            self.close()
+            return -1
+        ident = (st.st_dev, st.st_ino)
+        if self.fd >= 0 and ident == self.ident:
+            return self.fd
+        self.close()
+        try:
+            fd = os.open(self.path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            st = os.fstat(fd)
+        except OSError:
+            return -1
+        self.fd, self.ident = fd, (st.st_dev, st.st_ino)
+        return fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+            self.ident = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown
+            pass
 
 
 def fmt_mb(value: int) -> int:
