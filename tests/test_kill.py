@@ -7,16 +7,17 @@ tests create their own cgroups under the host's cgroup2 mount and remove them af
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from oomd import kill
-from oomd.cgroup import fs, mount
+from oomd.cgroup import fs
 from oomd.kill import Killer, record_kill_done, record_kill_start
 from tests.support.procs import Spawner
+from tests.support.real_cgroups import move
+from tests.support.real_cgroups import real_cgroup as make_real_cgroup
 from tests.support.tree import FakeTree
 
 
@@ -150,26 +151,8 @@ def test_garbage_counter_xattr_restarts_from_zero(tree: FakeTree) -> None:
 
 @pytest.fixture
 def real_cgroup() -> Iterator[Path]:
-    """A fresh cgroup under the host's cgroup2 mount, removed afterwards."""
-    mounts = mount.cgroup2_mounts()
-    if not mounts:
-        pytest.skip("no cgroup2 filesystem mounted")
-    base = Path(mounts[0]) / f"oomd-test-{uuid.uuid4().hex[:8]}"
-    try:
-        base.mkdir()
-    except OSError as e:
-        pytest.skip(f"cannot create a cgroup under {mounts[0]}: {e.strerror}")
-    try:
+    with make_real_cgroup() as base:
         yield base
-    finally:
-        for d in sorted(base.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-            if d.is_dir():
-                d.rmdir()
-        base.rmdir()
-
-
-def _move(pid: int, cgroup: Path) -> None:
-    (cgroup / "cgroup.procs").write_text(str(pid))
 
 
 @pytest.mark.parametrize("use_cgroup_kill", [True, False], ids=["cgroup.kill", "pidfd"])
@@ -185,10 +168,10 @@ def test_real_cgroup_kill_kills_exactly_its_processes(
     other_dir.mkdir()
     victims = [spawner.sleeper() for _ in range(3)]
     bystander = spawner.sleeper()
-    _move(victims[0].pid, victim_dir)
-    _move(victims[1].pid, child_dir)
-    _move(victims[2].pid, child_dir)
-    _move(bystander.pid, other_dir)
+    move(victims[0].pid, victim_dir)
+    move(victims[1].pid, child_dir)
+    move(victims[2].pid, child_dir)
+    move(bystander.pid, other_dir)
     report = Killer(use_cgroup_kill=use_cgroup_kill).kill(str(victim_dir))
     assert report.error is None
     assert report.killed == 3

@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from oomd.cgroup import mount
 from oomd.cgroup.context import OomdContext
 from oomd.cgroup.system import SystemContext
 from oomd.config.compiler import compile_config
@@ -24,38 +21,13 @@ from oomd.log import NullKmsg
 from oomd.plugins.kill_base import KillPlugin
 from oomd.stats import Stats
 from tests.support.procs import Spawner
+from tests.support.real_cgroups import move, real_cgroup
 
 
 @pytest.fixture
 def cgroup_base() -> Iterator[Path]:
-    """A fresh cgroup under the host's cgroup2 mount, removed (with everything below
-    it) afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to create cgroups")
-    mounts = mount.cgroup2_mounts()
-    if not mounts:
-        pytest.skip("no cgroup2 filesystem mounted")
-    base = Path(mounts[0]) / f"oomd-plugin-test-{uuid.uuid4().hex[:8]}"
-    try:
-        base.mkdir()
-    except OSError as e:
-        pytest.skip(f"cannot create a cgroup under {mounts[0]}: {e.strerror}")
-    try:
+    with real_cgroup("oomd-plugin-test") as base:
         yield base
-    finally:
-        for d in [*sorted(base.rglob("*"), key=lambda p: len(p.parts), reverse=True), base]:
-            if not d.is_dir():
-                continue
-            for _ in range(50):  # exiting processes leave the cgroup asynchronously
-                try:
-                    d.rmdir()
-                    break
-                except OSError:
-                    time.sleep(0.02)
-
-
-def _move(pid: int, cgroup: Path) -> None:
-    (cgroup / "cgroup.procs").write_text(str(pid))
 
 
 @pytest.mark.parametrize(
@@ -75,7 +47,7 @@ def test_kill_by_pressure_kills_exactly_the_preferred_cgroup(
         procs[name] = []
         for _ in range(count):
             child = spawner.sleeper()
-            _move(child.pid, d)
+            move(child.pid, d)
             procs[name].append(child.pid)
     # Idle cgroups all have 0 pressure: the PREFER xattr decides.
     os.setxattr(cgroup_base / "workload" / "b", "trusted.oomd_prefer", b"")

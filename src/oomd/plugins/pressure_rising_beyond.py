@@ -13,8 +13,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from oomd.plugin import (
-    CGROUP_ARG,
-    RULESET_CGROUP_ARG,
     Arg,
     CgroupPattern,
     Detector,
@@ -25,12 +23,10 @@ from oomd.plugin import (
     fmt_mb,
     log,
     parse_float32,
-    parse_int,
-    parse_resource,
     require_cgroups,
     to_float32,
 )
-from oomd.plugins.pressure_above import most_pressured
+from oomd.plugins.pressure_above import PressureAbove, most_pressured
 
 #: avg10 remembered before the first run (upstream's ``last_pressure_{100, 100, 100}``).
 INITIAL_LAST_AVG10 = 100.0
@@ -56,11 +52,7 @@ def rising_beyond(
 class PressureRisingBeyond(Detector):
     name = "pressure_rising_beyond"
     args: ClassVar[tuple[Arg[Any], ...]] = (
-        CGROUP_ARG,
-        RULESET_CGROUP_ARG,
-        Arg("resource", parse_resource, required=True),
-        Arg("threshold", parse_int, required=True),
-        Arg("duration", parse_int, required=True),
+        *PressureAbove.args,
         Arg("fast_fall_ratio", parse_float32, default=DEFAULT_FAST_FALL_RATIO),
     )
 
