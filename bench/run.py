@@ -271,16 +271,20 @@ def default_python() -> str:
     ``make test`` installs the example third-party plugin package in it, and a daemon
     that finds third-party entry points loads importlib.metadata (3 MiB)."""
     system = "/usr/bin/python3"
+    return system if _python_says(system, "sys.version_info >= (3, 11)") == "True" else "venv"
+
+
+def _python_says(executable: str, expression: str) -> str | None:
+    """What ``executable`` prints for a Python expression (None if it cannot run)."""
     try:
-        out = subprocess.run(
-            [system, "-c", "import sys; print(sys.version_info >= (3, 11))"],
+        return subprocess.run(
+            [executable, "-c", f"import sys, platform; print({expression})"],
             capture_output=True,
             text=True,
             timeout=10,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return "venv"
-    return system if out == "True" else "venv"
+        return None
 
 
 def _cpu_ticks(pid: int) -> int:
@@ -604,16 +608,8 @@ def _cpu_model() -> str:
 def _python_version(executable: str) -> str:
     if not executable.endswith(("python", "python3")) and "python3." not in executable:
         executable = sys.executable
-    try:
-        out = subprocess.run(
-            [executable, "-c", "import platform; print(platform.python_version())"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "Python ?"
-    return f"Python {out}"
+    out = _python_says(executable, "platform.python_version()")
+    return f"Python {out}" if out else "Python ?"
 
 
 def _env(name: str, base: Path, src: str) -> dict[str, str]:

@@ -22,38 +22,6 @@ from tests.support.tree import FakeProc, FakeTree, psi_text
 # -- PSI parsing --------------------------------------------------------------------------
 
 
-def reference_parse_pressure(data: bytes, full: bool) -> Pressure | None:
-    """The general parser, as it was before the fast path (kept verbatim)."""
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    if len(lines) >= 2 and lines[0].startswith(b"some"):
-        line = lines[1] if full else lines[0]
-        kind = b"full" if full else b"some"
-        tokens = line.split(b" ")
-        if len(tokens) < 5 or tokens[0] != kind:
-            return None
-        values: list[bytes] = []
-        for token, key in zip(tokens[1:5], (b"avg10", b"avg60", b"avg300", b"total"), strict=True):
-            name, sep, value = token.partition(b"=")
-            if not sep or name != key:
-                return None
-            values.append(value)
-        try:
-            return Pressure(float(values[0]), float(values[1]), float(values[2]), int(values[3]))
-        except ValueError:
-            return None
-    if len(lines) >= 3 and lines[0].startswith(b"aggr"):
-        tokens = lines[2 if full else 1].split()
-        if len(tokens) != 4 or tokens[0] != (b"full" if full else b"some"):
-            return None
-        try:
-            return Pressure(float(tokens[1]), float(tokens[2]), float(tokens[3]))
-        except ValueError:
-            return None
-    return None
-
-
 KERNEL = psi_text(1.25, 0.5, 0.01, 123456, some=(3.5, 2.0, 1.0, 999999)).encode()
 
 
@@ -90,7 +58,7 @@ def test_fast_pressure_parser_matches_the_general_one(full: bool) -> None:
     ]
     for data in samples:
         got = fs.parse_pressure(data, full)
-        want = reference_parse_pressure(data, full)
+        want = fs.parse_pressure_general(data, full)
         assert got == want, data
         assert got is None or type(got) is Pressure
 

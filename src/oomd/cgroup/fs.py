@@ -234,6 +234,12 @@ def parse_pressure(data: bytes, full: bool) -> Pressure | None:
                 return _new_pressure(Pressure, (_avg(m[1]), _avg(m[2]), _avg(m[3]), int(m[4])))
             except ValueError:
                 return None
+    return parse_pressure_general(data, full)
+
+
+def parse_pressure_general(data: bytes, full: bool) -> Pressure | None:
+    """The general PSI parser (any layout, the experimental ``aggr`` format); the
+    fast path of :func:`parse_pressure` must agree with it on kernel-format input."""
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()

@@ -58,7 +58,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Protocol
 
 from oomd.cgroup import fs
@@ -472,25 +472,29 @@ def timed_call(
 # --- the plugin ---------------------------------------------------------------------------
 
 
+#: The args' defaults are the control law's (one place for upstream's values).
+_DEFAULTS = SenpaiParams()
+
+
 class Senpai(Action):
     name = "senpai"
     needs_controllers = frozenset({"memory"})
     args: ClassVar[tuple[Arg[Any], ...]] = (
         Arg("cgroup", parse_cgroups, required=True),
-        Arg("limit_min_bytes", parse_int64, default=100 << 20),
-        Arg("limit_max_bytes", parse_int64, default=10 << 30),
-        Arg("interval", parse_int64, default=6),
-        Arg("pressure_ms", parse_milliseconds, default=10),
-        Arg("pressure_pct", parse_float, default=0.1),
-        Arg("io_pressure_pct", parse_float, default=0.1),
-        Arg("max_probe", parse_float, default=0.01),
-        Arg("max_backoff", parse_float, default=1.0),
-        Arg("coeff_probe", parse_float, default=10.0),
-        Arg("coeff_backoff", parse_float, default=20.0),
+        Arg("limit_min_bytes", parse_int64, default=_DEFAULTS.limit_min_bytes),
+        Arg("limit_max_bytes", parse_int64, default=_DEFAULTS.limit_max_bytes),
+        Arg("interval", parse_int64, default=_DEFAULTS.interval),
+        Arg("pressure_ms", parse_milliseconds, default=_DEFAULTS.pressure_ms),
+        Arg("pressure_pct", parse_float, default=_DEFAULTS.pressure_pct),
+        Arg("io_pressure_pct", parse_float, default=_DEFAULTS.io_pressure_pct),
+        Arg("max_probe", parse_float, default=_DEFAULTS.max_probe),
+        Arg("max_backoff", parse_float, default=_DEFAULTS.max_backoff),
+        Arg("coeff_probe", parse_float, default=_DEFAULTS.coeff_probe),
+        Arg("coeff_backoff", parse_float, default=_DEFAULTS.coeff_backoff),
         Arg("immediate_backoff", parse_bool, default=False),
         Arg("memory_high_timeout_ms", parse_milliseconds, default=0),
-        Arg("swap_threshold", parse_float, default=0.8),
-        Arg("swapout_bps_threshold", parse_int64, default=1 << 20),
+        Arg("swap_threshold", parse_float, default=_DEFAULTS.swap_threshold),
+        Arg("swapout_bps_threshold", parse_int64, default=_DEFAULTS.swapout_bps_threshold),
         Arg("swap_validation", parse_bool, default=False),
         Arg("modulate_swappiness", parse_bool, default=False),
         Arg("log_interval", parse_int64, default=60),
@@ -523,20 +527,7 @@ class Senpai(Action):
         except OSError:
             raise PluginInitError("Cannot read host MemTotal") from None
         self.host_mem_total = meminfo.get("MemTotal", 0)
-        self.params = SenpaiParams(
-            limit_min_bytes=self.limit_min_bytes,
-            limit_max_bytes=self.limit_max_bytes,
-            interval=self.interval,
-            pressure_ms=self.pressure_ms,
-            pressure_pct=self.pressure_pct,
-            io_pressure_pct=self.io_pressure_pct,
-            max_probe=self.max_probe,
-            max_backoff=self.max_backoff,
-            coeff_probe=self.coeff_probe,
-            coeff_backoff=self.coeff_backoff,
-            swap_threshold=self.swap_threshold,
-            swapout_bps_threshold=self.swapout_bps_threshold,
-        )
+        self.params = SenpaiParams(**{f.name: getattr(self, f.name) for f in fields(SenpaiParams)})
         #: State per cgroup inode.
         self.tracked: dict[int, CgroupState] = {}
         #: Decided once, from the first cgroup that tells (upstream: per instance).
