@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from oomd.cli import Options
-from oomd.daemon import LockError, _load_ir, acquire_lock
+from oomd.daemon import LockError, _load_ir, acquire_lock, own_cgroup
 from tests.support.daemon import Daemon, our_oomd
 from tests.support.procs import Spawner
 from tests.support.tree import FakeTree
@@ -286,3 +286,17 @@ def test_drop_in_written_while_running_takes_effect(
     ), daemon.stderr()
     assert spawner.is_dead(victim)
     assert "Drop in config=kill-workload.json injected into engine" in daemon.stderr()
+
+
+def test_own_cgroup_with_a_name_that_is_not_utf8(tmp_path: Path) -> None:
+    """A cgroup name that is not valid UTF-8 must not crash start-up, and must compare
+    equal to the paths os.scandir gives (surrogateescape), or the guard that keeps the
+    daemon from killing its own cgroup would miss."""
+    proc = tmp_path / "proc"
+    (proc / "self").mkdir(parents=True)
+    (proc / "self" / "cgroup").write_bytes(b"0::/work\xff/oomd\n")
+    (proc / "self" / "mountinfo").write_bytes(
+        b"41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n"
+    )
+    own = own_cgroup("/sys/fs/cgroup/unified", str(proc))
+    assert own == "/sys/fs/cgroup/unified/" + os.fsdecode(b"work\xff") + "/oomd"

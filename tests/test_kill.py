@@ -215,3 +215,14 @@ def test_memory_is_reaped_right_after_the_signal_not_after_the_exit_wait(
     report = Killer(use_cgroup_kill=use_cgroup_kill).kill(str(tree.path("victim")), reap=True)
     assert report.killed == 1 and report.reaped == 1
     assert calls[:2] == ["reap", "wait"]
+
+
+def test_a_failed_kernelkill_thaws_the_cgroup_it_froze(tree: FakeTree) -> None:
+    """Deliberate difference: upstream leaves the cgroup frozen when cgroup.kill
+    fails, so processes in it (or moved in later) would never run again."""
+    tree.cgroup("victim")
+    tree.write("victim", "cgroup.kill", "")
+    tree.write("victim", "cgroup.freeze", "0")
+    report = Killer().kill(str(tree.path("victim")), freeze=True)
+    assert report.error == "Failed to read cgroup.events"
+    assert (tree.path("victim") / "cgroup.freeze").read_text() == "0"

@@ -43,7 +43,7 @@ CGROUP2_MAGIC = 0x63677270
 def test_unprivileged_form_rounds_the_window_up_to_2s_keeping_the_share(
     stall: int, window: int, expected: tuple[int, int]
 ) -> None:
-    got = unprivileged_form("some", stall, window)
+    got = unprivileged_form(stall, window)
     assert got == expected
     assert got[1] % UNPRIVILEGED_WINDOW_US == 0 and 0 < got[0] <= got[1]
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from oomd import log
-from oomd.cgroup import mount
+from oomd.cgroup import fs, mount
 from oomd.cgroup.context import ContextParams, OomdContext
 from oomd.cgroup.system import SystemContext
 from oomd.cgroup.triggers import PressureTriggers, raise_fd_limit
@@ -32,6 +32,7 @@ from oomd.config.ir import ConfigIR
 from oomd.config.parser import load_config, parse_config
 from oomd.dropin import DropInService
 from oomd.engine.plugin import PluginEnv
+from oomd.libc import libc
 from oomd.log import Kmsg, NullKmsg
 from oomd.plugins import registry
 from oomd.scheduler import run_ticks
@@ -46,11 +47,12 @@ _MCL_CURRENT, _MCL_FUTURE, _MCL_ONFAULT = 1, 2, 4
 def own_cgroup(cgroup_fs: str, proc_root: str = "/proc") -> str | None:
     """Absolute path of this process's cgroup2 cgroup under the mount that holds
     ``cgroup_fs``, from ``/proc/self/cgroup``."""
-    try:
-        with open(f"{proc_root}/self/cgroup", encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except OSError:
+    data = fs.read_bytes(f"{proc_root}/self/cgroup")
+    if data is None:
         return None
+    # Decoded like every path the daemon lists (surrogateescape), so a name that is
+    # not UTF-8 still compares equal to the victim paths it must protect.
+    lines = os.fsdecode(data).splitlines()
     relative = next((line[3:] for line in lines if line.startswith("0::")), None)
     if relative is None:
         return None
@@ -144,8 +146,7 @@ def check_config(opts: Options) -> int:
 
 def _try_mlockall() -> None:
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.mlockall(_MCL_CURRENT | _MCL_FUTURE | _MCL_ONFAULT) != 0:
+        if libc().mlockall(_MCL_CURRENT | _MCL_FUTURE | _MCL_ONFAULT) != 0:
             err = ctypes.get_errno()
             log.always(
                 f"Warning: mlockall failed ({os.strerror(err)}); oomd's memory may be swapped out"
@@ -328,6 +329,7 @@ def run(opts: Options) -> int:
             engine.tick(ctx)
         except Exception as e:
             log.always(f"Error during tick: {type(e).__name__}: {e}")
+            return  # keep the triggers: the detectors that did not run still watch
         triggers.end_tick()
 
     run_ticks(tick, float(opts.interval), signals.read_fd, triggers, lambda: bool(signals.received))

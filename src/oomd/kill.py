@@ -28,22 +28,18 @@ from dataclasses import dataclass, field
 
 from oomd import log
 from oomd.cgroup import fs
+from oomd.libc import libc
 
 MAX_PASSES = 10
 LOG_BATCH = 20
 _NR_PROCESS_MRELEASE = 448
 
-_libc: ctypes.CDLL | None = None
-
 
 def _syscall() -> Callable[..., int] | None:
-    global _libc
-    if _libc is None:
-        try:
-            _libc = ctypes.CDLL(None, use_errno=True)
-        except OSError:
-            return None
-    fn: Callable[..., int] = _libc.syscall
+    try:
+        fn: Callable[..., int] = libc().syscall
+    except OSError:
+        return None
     return fn
 
 
@@ -77,15 +73,8 @@ def walk(cgroup_dir: str) -> Iterator[str]:
     while stack:
         current = stack.pop()
         yield current
-        try:
-            with os.scandir(current) as it:
-                children = sorted(
-                    (e.path for e in it if e.name[0] != "." and e.is_dir(follow_symlinks=False)),
-                    reverse=True,
-                )
-        except OSError:
-            continue
-        stack.extend(children)
+        prefix = current + "/"
+        stack.extend(sorted((prefix + name for name, _ in fs.child_dirs(current)), reverse=True))
 
 
 def read_pids(cgroup_dir: str) -> list[int] | None:
@@ -110,7 +99,6 @@ class Killer:
     proc_root: str = "/proc"
     use_cgroup_kill: bool = True
     wait_exit: float = 1.0
-    sleep: Callable[[float], None] = time.sleep
     #: Never signalled, whatever a (possibly fake) cgroup.procs says.
     protected_pids: frozenset[int] = field(default_factory=lambda: frozenset({os.getpid()}))
 
@@ -141,9 +129,11 @@ class Killer:
         report: KillReport,
         reaper: _Reaper | None,
     ) -> None:
+        frozen = False
         if freeze:
             try:
                 fs.write_control(cgroup_dir + "/cgroup.freeze", "1")
+                frozen = True
             except OSError as e:
                 log.info(
                     f"Failed to freeze cgroup {cgroup_dir}, proceed to kill without freezing: {e.strerror}"
@@ -151,6 +141,7 @@ class Killer:
         populated = fs.read_bytes(cgroup_dir + "/cgroup.events")
         if populated is None:
             report.error = "Failed to read cgroup.events"
+            _thaw(cgroup_dir, frozen)
             return
         if fs.parse_populated(populated) is False:
             return
@@ -170,6 +161,7 @@ class Killer:
             fs.write_control(cgroup_dir + "/cgroup.kill", "1")
         except OSError as e:
             report.error = f"Failed to kill cgroup with cgroup.kill: {e.strerror}"
+            _thaw(cgroup_dir, frozen)
             return
         report.pids = sorted(pidfds)
         report.killed = len(pidfds) or 1
@@ -267,6 +259,15 @@ class Killer:
             for fd, _ in poller.poll(remaining * 1000):
                 pending.discard(fd)
                 poller.unregister(fd)
+
+
+def _thaw(cgroup_dir: str, frozen: bool) -> None:
+    """Undo a freeze when the kill failed: upstream leaves the cgroup frozen forever."""
+    if frozen:
+        try:
+            fs.write_control(cgroup_dir + "/cgroup.freeze", "0")
+        except OSError as e:
+            log.info(f"Failed to thaw cgroup {cgroup_dir} after a failed kill: {e.strerror}")
 
 
 class _Reaper:

@@ -71,7 +71,7 @@ from oomd.engine.plugin import (
     PluginRet,
 )
 from oomd.log import Kmsg, NullKmsg
-from oomd.plugins.kill_base import KILL_ARGS, KillPlugin, fmt_float, mb, sort_with_preferences
+from oomd.plugins.kill_base import KILL_ARGS, KillPlugin, fmt_float, sort_with_preferences
 from oomd.plugins.timer import ThresholdTimer
 
 __all__ = [
@@ -106,7 +106,6 @@ __all__ = [
     "fmt_mb",
     "in_range",
     "log",
-    "mb",
     "non_negative",
     "one_of",
     "parse_bool",

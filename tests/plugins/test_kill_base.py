@@ -310,3 +310,18 @@ def test_a_victim_removed_after_ranking_is_skipped(
     assert victims(harness) == ["workload.slice/B"]
     assert not spawner.is_dead(gone, timeout=0.2)
     assert "it was removed or re-created since it was ranked" in oolog.read_text()
+
+
+def test_failed_kill_records_the_attempt_but_no_completion(harness: Harness, oolog: Path) -> None:
+    """Upstream returns before trusted.oomd_kill when the kill itself fails (here:
+    cgroup.kill present but cgroup.events unreadable); oomd_ooms still counts it."""
+    leaf(harness, "workload.slice/A", 100)
+    harness.tree.write("workload.slice/A", "cgroup.kill", "")
+    load(harness)
+    harness.tick()
+    assert harness.kills == []
+    assert (
+        "Failed to kill cgroup workload.slice/A: Failed to read cgroup.events" in oolog.read_text()
+    )
+    assert harness.tree.get_xattr("workload.slice/A", "trusted.oomd_ooms") == b"1"
+    assert harness.tree.get_xattr("workload.slice/A", "trusted.oomd_kill") is None

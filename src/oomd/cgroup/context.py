@@ -22,7 +22,6 @@ parsed only for the fields asked for.
 from __future__ import annotations
 
 import errno
-import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -228,31 +227,12 @@ class CgroupContext:
     def children(self) -> list[tuple[str, int]]:
         """(name, inode) of each child cgroup directory, dot-names skipped, sorted;
         the same listing as ``ctx.children`` for the rest of the tick."""
-        cache = self._cache
-        value: list[tuple[str, int]] | None = cache.get("children")
-        if value is None:
-            contexts: list[CgroupContext] | None = cache.get("child_contexts")
-            if contexts is not None:
-                value = [(c.path.parts[-1], c.inode) for c in contexts]
-            else:
-                value = sorted(self._child_entries())
-            cache["children"] = value
-        return value
+        return [(c.path.parts[-1], c.inode) for c in self.ctx.children(self)]
 
     def _child_entries(self) -> Iterator[tuple[str, int]]:
         """One ``scandir`` of the cgroup's directory: (name, inode) of each child."""
-        if self.dead:
-            return
-        try:
-            with os.scandir(self.path.absolute) as it:
-                for entry in it:
-                    try:
-                        if entry.name[0] != "." and entry.is_dir(follow_symlinks=False):
-                            yield entry.name, entry.inode()
-                    except OSError:
-                        continue
-        except OSError:
-            return
+        if not self.dead:
+            yield from fs.child_dirs(self.path.absolute)
 
     @per_tick
     def current_usage(self) -> int | None:
@@ -364,6 +344,8 @@ class CgroupContext:
     @per_tick
     def xattr_names(self) -> frozenset[str] | None:
         """Names of the extended attributes on the cgroup directory (one syscall)."""
+        if self.dead:
+            return None
         try:
             names = os.listxattr(self.path.absolute)
         except OSError as e:
@@ -739,13 +721,11 @@ class OomdContext:
             parts = path.parts
             fs_root = path.fs
             adopt = self._adopt_key
-            listing = cache.get("children")
-            entries = cgroup._child_entries() if listing is None else listing
             contexts = [
-                adopt(base + name, fs_root, (*parts, name), inode) for name, inode in entries
+                adopt(base + name, fs_root, (*parts, name), inode)
+                for name, inode in cgroup._child_entries()
             ]
-            if listing is None:
-                contexts.sort(key=_BY_NAME)
+            contexts.sort(key=_BY_NAME)
             cache["child_contexts"] = contexts
         return list(contexts)
 
@@ -761,7 +741,7 @@ class OomdContext:
         key = (tuple(p.text for p in patterns), tuple(p.text for p in ruleset_patterns), base)
         cached = self._resolved.get(key)
         if cached is not None:
-            return cached
+            return list(cached)  # a copy: a plugin may sort or pop what it gets
         found: dict[str, tuple[str, tuple[str, ...], int, str]] = {}
         for pattern in patterns:
             for absolute, parts, inode in pattern.resolve_raw():
@@ -779,7 +759,7 @@ class OomdContext:
             for absolute, parts, inode, fs_root in sorted(found.values(), key=_BY_PARTS)
         ]
         self._resolved[key] = result
-        return result
+        return list(result)
 
 
 _BY_PARTS = itemgetter(1)
@@ -834,12 +814,9 @@ class _RootDir:
 
 
 def fmt_mb(value: int) -> int:
-    """Bytes to whole MiB as upstream logs them (``/ 1024 / 1024``)."""
-    return int(value / 1048576) if value < 0 else value >> 20
-
-
-def is_finite(value: float) -> bool:
-    return not (math.isinf(value) or math.isnan(value))
+    """Bytes to whole MiB as upstream logs them (``x / 1024 / 1024``, truncating
+    toward zero)."""
+    return value >> 20 if value >= 0 else -((-value) >> 20)
 
 
 __all__ = [

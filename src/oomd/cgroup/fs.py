@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from typing import NamedTuple
 
 INT64_MAX = 2**63 - 1
@@ -45,6 +46,21 @@ def read_bytes(path: str, dir_fd: int | None = None) -> bytes | None:
         return None
     finally:
         os.close(fd)
+
+
+def child_dirs(path: str) -> Iterator[tuple[str, int]]:
+    """(name, inode) of each child cgroup of the directory ``path``: one ``scandir``,
+    dot-names and non-directories skipped; nothing if ``path`` cannot be read."""
+    try:
+        with os.scandir(path) as it:
+            for entry in it:
+                try:
+                    if entry.name[0] != "." and entry.is_dir(follow_symlinks=False):
+                        yield entry.name, entry.inode()
+                except OSError:
+                    continue
+    except OSError:
+        return
 
 
 def write_control(path: str, text: str) -> None:

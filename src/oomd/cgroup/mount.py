@@ -8,6 +8,7 @@ the error says where cgroup2 actually is.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from oomd.cgroup import fs
@@ -39,7 +40,7 @@ def _unescape(field: str) -> str:
 
 def parse_mountinfo(data: bytes) -> list[Mount]:
     mounts = []
-    for line in data.decode(errors="replace").splitlines():
+    for line in os.fsdecode(data).splitlines():
         left, sep, right = line.partition(" - ")
         if not sep:
             continue

@@ -87,7 +87,7 @@ class Trigger:
         return f"Trigger({self.path!r}, {self.form!r}, events={self.events})"
 
 
-def unprivileged_form(kind: str, stall_us: int, window_us: int) -> tuple[int, int]:
+def unprivileged_form(stall_us: int, window_us: int) -> tuple[int, int]:
     """(stall, window) with the window rounded up to a multiple of 2 s (at most 10 s)
     and the stall scaled to keep the same share of the window."""
     window = -(-window_us // UNPRIVILEGED_WINDOW_US) * UNPRIVILEGED_WINDOW_US
@@ -105,12 +105,14 @@ def _fs_magic(fd: int) -> int | None:
     """``f_type`` of the filesystem holding ``fd`` (``fstatfs``), or None."""
     import ctypes  # only the daemon gets here; ctypes is loaded for mlockall anyway
 
+    from oomd.libc import libc
+
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
+        c = libc()
     except OSError:
         return None
     buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit
-    if libc.fstatfs(fd, buf) != 0:
+    if c.fstatfs(fd, buf) != 0:
         return None
     # f_type is the first field, a long (__fsword_t).
     size = ctypes.sizeof(ctypes.c_long)
@@ -266,7 +268,7 @@ class PressureTriggers:
             reasons.append((path, "not a kernel pressure file"))
             return None
         forms = [(watch.stall_us, watch.window_us)]
-        fallback = unprivileged_form(watch.kind, watch.stall_us, watch.window_us)
+        fallback = unprivileged_form(watch.stall_us, watch.window_us)
         if fallback != forms[0]:
             forms.append(fallback)
         for stall, window in forms:

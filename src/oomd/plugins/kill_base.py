@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from oomd import log, stats
 from oomd.cgroup.context import INT64_MAX, CgroupContext, KillPreference, OomdContext
+from oomd.cgroup.fs import ZERO_PRESSURE
 from oomd.cgroup.path import CgroupPath, CgroupPattern
 from oomd.engine.args import (
     CGROUP_ARG,
@@ -63,11 +64,6 @@ KILL_ARGS: tuple[Arg[Any], ...] = (
 )
 
 
-def mb(value: int) -> int:
-    """Bytes -> MiB as upstream's ``x / 1024 / 1024`` (truncating toward zero)."""
-    return value >> 20 if value >= 0 else -((-value) >> 20)
-
-
 def fmt_float(value: float) -> str:
     """C++ ostream's default float formatting (6 significant digits)."""
     return f"{value:g}"
@@ -106,8 +102,8 @@ def dump_cgroups(ctx: OomdContext, cgroups: Sequence[CgroupContext], skip_neglig
             ):
                 continue
         shown += 1
-        m = mp or _ZERO
-        i = io or _ZERO
+        m = mp or ZERO_PRESSURE
+        i = io or ZERO_PRESSURE
         log.info(f"name={cg.path.relative}", depth=2)
         log.info(
             f"  pressure={fmt_float(m.avg10)}:{fmt_float(m.avg60)}:{fmt_float(m.avg300)}-"
@@ -137,13 +133,6 @@ def dump_cgroups(ctx: OomdContext, cgroups: Sequence[CgroupContext], skip_neglig
             depth=2,
         )
         log.info(f"  kill_preference={cg.kill_preference().name}", depth=2)
-
-
-class _Zero:
-    avg10 = avg60 = avg300 = 0.0
-
-
-_ZERO = _Zero()
 
 
 class HasPreference(Protocol):
@@ -222,7 +211,7 @@ class KillPlugin(Action):
     def setup(self) -> None:
         require_cgroups(self)
         self.env.stats.set(stats.KILLS, self.env.stats.get(stats.KILLS) or 0)
-        self.killer = Killer(sleep=self.env.sleep)
+        self.killer = Killer()
 
     # -- what a heuristic provides -----------------------------------------------
 
@@ -368,14 +357,15 @@ class KillPlugin(Action):
             record_kill_start(path, new_kill_uuid())
             report = self.killer.kill(path, freeze=self.kernelkill, reap=self.reap_memory)
             killed, error = report.killed, report.error
-            record_kill_done(path, killed)
+            if error is None:  # upstream returns before recording a failed kill
+                record_kill_done(path, killed)
         rel = cg.path.relative
         if error is not None:
             log.info(f"Failed to kill cgroup {rel}: {error}")
         elif killed == 0:
             log.info(f"No processed killed from {rel}")
         else:
-            p = cg.mem_pressure() or _ZERO
+            p = cg.mem_pressure() or ZERO_PRESSURE
             action = ctx.action_context
             line = (
                 f"{p.avg10:.2f} {p.avg60:.2f} {p.avg300:.2f} {rel} {cg.current_usage() or 0} "

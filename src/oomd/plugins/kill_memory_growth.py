@@ -28,7 +28,7 @@ from oomd.plugin import (
     KillPlugin,
     KillPreference,
     OomdContext,
-    mb,
+    fmt_mb,
     parse_float,
     parse_int,
     parse_unsigned_int,
@@ -158,11 +158,11 @@ class KillMemoryGrowth(KillPlugin):
         self, ctx: OomdContext, target: CgroupContext, peers: list[CgroupContext]
     ) -> str:
         phase, _ = self._ranking(peers)(target)
-        current = mb(target.current_usage() or 0)
+        current = fmt_mb(target.current_usage() or 0)
         preference = KillPreference(target.kill_preference()).name
         head = f'Picked "{target.path.relative}" ({current}MB)'
         if phase is Phase.SIZE_THRESHOLD:
-            total = mb(sum(cg.current_usage() or 0 for cg in peers))
+            total = fmt_mb(sum(cg.current_usage() or 0 for cg in peers))
             return (
                 f"{head} based on size > {self.size_threshold}% of sibling total {total}MB "
                 f"with kill preference {preference}"

@@ -22,7 +22,6 @@ import math
 from collections.abc import Sequence
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from oomd.cgroup import fs
 from oomd.plugin import (
     KILL_ARGS,
     Arg,
@@ -31,7 +30,7 @@ from oomd.plugin import (
     KillPreference,
     OomdContext,
     SizeOrPercent,
-    mb,
+    fmt_mb,
     parse_bool,
     parse_size_or_percent,
     parse_string,
@@ -100,15 +99,12 @@ class KillSwapUsage(KillPlugin):
 
     def setup(self) -> None:
         super().setup()
-        info: dict[str, int] | None
-        if self.meminfo_location is not None:
-            data = fs.read_bytes(self.meminfo_location)
-            info = None if data is None else fs.parse_meminfo(data)
-        else:
-            info = self.env.system.meminfo()
-        # As upstream, an unreadable meminfo means a SwapTotal of 0 (no error).
-        swap_total = (info or {}).get("SwapTotal", 0)
-        mem_total = (info or {}).get("MemTotal", 0)
+        try:
+            info = self.env.system.read_meminfo(self.meminfo_location)
+        except OSError:
+            info = {}  # as upstream, an unreadable meminfo means a SwapTotal of 0
+        swap_total = info.get("SwapTotal", 0)
+        mem_total = info.get("MemTotal", 0)
         self.ratio = swap_ratio(swap_total, mem_total)
         self.threshold_bytes = 1 if self.threshold is None else self.threshold.resolve(swap_total)
 
@@ -119,9 +115,9 @@ class KillSwapUsage(KillPlugin):
         self, ctx: OomdContext, target: CgroupContext, peers: list[CgroupContext]
     ) -> str:
         text = (
-            f'Picked "{target.path.relative}" ({mb(target.current_usage() or 0)}MB) '
-            f"based on swap usage at {mb(target.swap_usage() or 0)}MB"
+            f'Picked "{target.path.relative}" ({fmt_mb(target.current_usage() or 0)}MB) '
+            f"based on swap usage at {fmt_mb(target.swap_usage() or 0)}MB"
         )
         if self.biased_swap_kill:
-            text += f" exceeding swapLow value by {mb(swap_excess(target, self.ratio))}MB"
+            text += f" exceeding swapLow value by {fmt_mb(swap_excess(target, self.ratio))}MB"
         return text

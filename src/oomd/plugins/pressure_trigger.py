@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from oomd.cgroup.triggers import WINDOW_MAX_US, WINDOW_MIN_US
 from oomd.plugin import (
     CGROUP_ARG,
     RULESET_CGROUP_ARG,
@@ -68,7 +69,12 @@ class PressureTrigger(Detector):
         Arg("resource", parse_resource, required=True),
         Arg("type", parse_string, default="some", validate=one_of("some", "full")),
         Arg("stall_ms", parse_int, default=150, validate=in_range(1, 10_000)),
-        Arg("window_ms", parse_int, default=1000, validate=in_range(500, 10_000)),
+        Arg(
+            "window_ms",
+            parse_int,
+            default=1000,
+            validate=in_range(WINDOW_MIN_US // 1000, WINDOW_MAX_US // 1000),
+        ),
     )
 
     cgroup: tuple[CgroupPattern, ...]

@@ -13,7 +13,7 @@ from oomd.plugin import (
     CgroupContext,
     KillPlugin,
     OomdContext,
-    mb,
+    fmt_mb,
     parse_int,
     positive,
     sort_with_preferences,
@@ -42,6 +42,6 @@ class KillByProcessCount(KillPlugin):
         self, ctx: OomdContext, target: CgroupContext, peers: list[CgroupContext]
     ) -> str:
         return (
-            f'Picked "{target.path.relative}" ({mb(target.current_usage() or 0)}MB) '
+            f'Picked "{target.path.relative}" ({fmt_mb(target.current_usage() or 0)}MB) '
             f"based on its {process_count(target)} processes"
         )
