@@ -3,6 +3,8 @@ end against a fake tree (bind-mounted over the cgroup2 mount in a private namesp
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 import signal
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from oomd import daemon
 from oomd.cli import Options
 from oomd.daemon import LockError, _load_ir, acquire_lock, own_cgroup
 from tests.support.daemon import Daemon, our_oomd
@@ -214,7 +217,7 @@ def test_default_policy_when_no_config_given(tmp_path: Path) -> None:
         ["pressure_above", "memory_reclaim"],
         ["pressure_above", "memory_reclaim"],
     ]
-    with pytest.raises(Exception, match="cannot read config"):
+    with pytest.raises(Exception, match="Could not open confg_file="):
         _load_ir(Options(config=str(tmp_path / "absent.json"), config_given=True))
 
 
@@ -300,3 +303,52 @@ def test_own_cgroup_with_a_name_that_is_not_utf8(tmp_path: Path) -> None:
     )
     own = own_cgroup("/sys/fs/cgroup/unified", str(proc))
     assert own == "/sys/fs/cgroup/unified/" + os.fsdecode(b"work\xff") + "/oomd"
+
+
+def test_mlockall_failure_is_a_warning(monkeypatch: pytest.MonkeyPatch, oolog: Path) -> None:
+    """The daemon tries mlockall(MCL_CURRENT|MCL_FUTURE|MCL_ONFAULT) and warns when it
+    cannot (not called for real here: it would lock the test process's memory)."""
+    calls: list[int] = []
+
+    class FakeLibc:
+        def mlockall(self, flags: int) -> int:
+            calls.append(flags)
+            ctypes.set_errno(errno.EPERM)
+            return -1
+
+    monkeypatch.setattr(daemon, "libc", FakeLibc)
+    daemon._try_mlockall()
+    assert calls == [1 | 2 | 4]
+    assert "Warning: mlockall failed (Operation not permitted)" in oolog.read_text()
+
+
+def test_oom_score_adj_is_set_or_warned_about(tmp_path: Path, oolog: Path) -> None:
+    target = tmp_path / "oom_score_adj"
+    target.write_text("0")
+    daemon._try_oom_score_adj(str(target))
+    assert target.read_text() == "-1000"
+    daemon._try_oom_score_adj(str(tmp_path / "missing" / "oom_score_adj"))
+    assert (
+        "Warning: cannot set oom_score_adj to -1000 (No such file or directory)"
+        in oolog.read_text()
+    )
+
+
+def test_daemon_with_an_unreadable_config_exits_3(tmp_path: Path) -> None:
+    """Upstream's "can't recover" status in daemon mode (-c would exit 1)."""
+    result = subprocess.run(
+        [
+            *our_oomd(),
+            "-C",
+            str(tmp_path / "absent.json"),
+            "-D",
+            str(tmp_path / "run"),
+            "--kmsg-override",
+            str(tmp_path / "k"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 3, result.stderr
+    assert f"Could not open confg_file={tmp_path / 'absent.json'}" in result.stderr

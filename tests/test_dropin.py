@@ -288,3 +288,20 @@ def test_missing_directory_is_retried_until_it_appears(
     directory.mkdir()
     write(directory, "b.json", dropin(group="again"))
     assert tick(harness, service)[0] == "again->base.slice"
+
+
+def test_missing_directory_is_reported_once_not_every_tick(
+    harness: Harness, tmp_path: Path, oolog: Path
+) -> None:
+    """Upstream logs the error on every tick until the directory appears."""
+    harness.load(BASE)
+    assert harness.engine is not None
+    base_ir = harness.ir
+    service = DropInService(
+        str(tmp_path / "absent"),
+        harness.engine,
+        lambda ir: compile_dropin(base_ir, ir, harness.env),
+    )
+    for _ in range(3):
+        service.poll()
+    assert oolog.read_text().count("is not a directory") == 1

@@ -48,7 +48,8 @@ optional arguments:
 extensions (not in upstream oomd):
   --dry-run                  Never kill: every kill plugin acts as with dry=true
   --plugin-dir DIR           Load third-party plugins from DIR/*.py (repeatable; DIR and
-                             its files must be root's and not group/other-writable)
+                             its files must be owned by root or oomd's user, and not
+                             group/other-writable)
 
 Without --config, /etc/oomd.json is used if it exists, else a built-in default policy.
 If /sys/fs/cgroup is not cgroup2 and --cgroup-fs is not given, the cgroup2 mount is
@@ -213,7 +214,7 @@ def _list_plugins(plugin_dirs: Sequence[str]) -> int:
             log.raw(problem)
         return 1
     for warning in warnings:
-        log.raw("warning: " + warning)
+        log.raw("Warning: " + warning)
     lines = ["List of plugins oomd was compiled with:"] + [
         f" {name}" if origin is None else f" {name} ({origin})"
         for name, origin in registry.listing()

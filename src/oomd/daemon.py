@@ -137,7 +137,7 @@ def check_config(opts: Options) -> int:
         log.raw("Config is not valid")
         return 1
     for warning in compiled.warnings:
-        log.raw("warning: " + warning)
+        log.raw("Warning: " + warning)
     for line in _describe(compiled):
         log.raw(line)
     log.raw("Config is valid")
@@ -155,9 +155,9 @@ def _try_mlockall() -> None:
         log.always(f"Warning: mlockall unavailable ({e})")
 
 
-def _try_oom_score_adj() -> None:
+def _try_oom_score_adj(path: str = "/proc/self/oom_score_adj") -> None:
     try:
-        with open("/proc/self/oom_score_adj", "w") as f:
+        with open(path, "w") as f:
             f.write("-1000")
     except OSError as e:
         log.always(

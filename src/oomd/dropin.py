@@ -23,6 +23,7 @@ from oomd.config.errors import ConfigError
 from oomd.config.ir import ConfigIR
 from oomd.config.parser import parse_config
 from oomd.engine.engine import DropInUnit, Engine
+from oomd.trusted import Untrusted, read_trusted
 
 _FILE_EVENTS = inotify.IN_CREATE | inotify.IN_MODIFY | inotify.IN_CLOSE_WRITE | inotify.IN_MOVED_TO
 _GONE_EVENTS = inotify.IN_DELETE | inotify.IN_MOVED_FROM
@@ -44,11 +45,6 @@ class DropInService:
         self._inotify: inotify.Inotify | None = None
         self._missing_logged = False
         self.tags: set[str] = set()
-
-    @property
-    def fd(self) -> int | None:
-        """The inotify fd (for a main loop that wants to wake on changes)."""
-        return None if self._inotify is None else self._inotify.fd
 
     def close(self) -> None:
         if self._inotify is not None:
@@ -129,29 +125,17 @@ class DropInService:
     def _add(self, name: str, path: str) -> None:
         log.info(f"Adding drop in config={path}")
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+            data = read_trusted(path)
+        except Untrusted as e:
+            log.info(f"Refusing drop in config={path}: {e}")
+            return
         except OSError as e:
             log.info(f"Could not open drop in config={path}: {e.strerror}")
             return
+        if data is None:
+            return
         try:
-            st = os.fstat(fd)
-            if st.st_uid not in (0, os.geteuid()):
-                log.info(f"Refusing drop in config={path}: owned by uid {st.st_uid}, not root")
-                return
-            if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-                log.info(
-                    f"Refusing drop in config={path}: writable by group or others (mode {stat.S_IMODE(st.st_mode):o})"
-                )
-                return
-            chunks = []
-            while chunk := os.read(fd, 65536):
-                chunks.append(chunk)
-        finally:
-            os.close(fd)
-        try:
-            unit = self.compile_unit(
-                parse_config(b"".join(chunks).decode("utf-8", "replace"), path)
-            )
+            unit = self.compile_unit(parse_config(data.decode("utf-8", "replace"), path))
         except ConfigError as e:
             for problem in e.problems:
                 log.info(problem)

@@ -11,4 +11,3 @@ from functools import cache
 def libc() -> ctypes.CDLL:
     """The process's libc with errno tracking; raises OSError if it cannot load."""
     return ctypes.CDLL(None, use_errno=True)
-

@@ -494,7 +494,9 @@ def test_unreadable_config_is_a_config_error_naming_the_path(tmp_path: Path) -> 
     path = tmp_path / "missing.json"
     with pytest.raises(ConfigError) as excinfo:
         load_config(str(path))
-    assert excinfo.value.problems == [f"{path}: cannot read config: No such file or directory"]
+    assert excinfo.value.problems == [
+        f"Could not open confg_file={path} (No such file or directory)"
+    ]
 
 
 def test_ir_dump_lists_what_upstream_logs_after_parsing() -> None:

@@ -325,3 +325,13 @@ def test_failed_kill_records_the_attempt_but_no_completion(harness: Harness, ool
     )
     assert harness.tree.get_xattr("workload.slice/A", "trusted.oomd_ooms") == b"1"
     assert harness.tree.get_xattr("workload.slice/A", "trusted.oomd_kill") is None
+
+
+def test_building_a_kill_plugin_keeps_the_kill_count(harness: Harness) -> None:
+    """Deliberate difference: upstream's kill plugin constructor sets oomd.kills to 0,
+    so adding a drop-in (or a per-cgroup copy) with a kill action reset the count."""
+    leaf(harness, "workload.slice/A", 100)
+    harness.stats.set("oomd.kills", 7)
+    load(harness)
+    load(harness, dry=True)
+    assert harness.stats.get("oomd.kills") == 7

@@ -14,10 +14,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from oomd import log
-from oomd.cgroup.fs import c_int_prefix
 from oomd.cgroup.path import parse_pattern_list
 from oomd.config.errors import ConfigError
 from oomd.config.ir import ConfigIR, PluginIR, RulesetIR
+from oomd.engine.args import parse_int
 from oomd.engine.engine import DropInUnit, Engine
 from oomd.engine.plugin import ArgError, Plugin, PluginEnv, PluginInitError
 from oomd.engine.prekill import PrekillHook
@@ -72,9 +72,7 @@ class _Compiler:
                 self.fail(where, problem)
             return None
         if cls is None:
-            if lookup is registry.get and ir.name in registry.UPSTREAM:
-                self.fail(where, "this upstream oomd plugin is not implemented yet in this version")
-            elif lookup is registry.get:
+            if lookup is registry.get:
                 self.fail(where, f"Could not locate plugin={ir.name} in plugin registry")
             else:
                 self.fail(where, f'Unknown PrekillHook "{ir.name}"')
@@ -173,20 +171,18 @@ class _Compiler:
             self.warn(where, f"cannot work on this host ({plugin.unavailable}); it is disabled")
 
     def delay(self, text: str, default: int, where: str, key: str) -> int:
+        """A ruleset's delay in seconds, read with ``stoi`` as upstream reads it."""
         if not text:
             return default
-        parsed = c_int_prefix(text)
-        if parsed is None:
-            self.fail(where, f"Ruleset {key} must be an integer, not {text!r}")
+        try:
+            value = parse_int(text, self.env)
+        except ValueError as e:
+            self.fail(where, f"Ruleset {key}: {e}")
             return default
-        value, rest = parsed
-        if value > 2**31 - 1:
-            self.fail(where, f"Ruleset {key} {text!r} is out of range")
-            return default
-        if rest:
-            self.warn(
-                where, f"{key} {text!r} read as {value} (trailing {rest!r} ignored, as upstream)"
-            )
+        finally:
+            for note in self.env.notes:
+                self.warn(where, f"{key} {note}")
+            self.env.notes.clear()
         if value < 0:
             self.fail(where, f"Ruleset {key} must be non-negative")
         return value
@@ -257,8 +253,6 @@ class _Compiler:
             xattr_filter=ir.xattr_filter if cgroups else "",
             factory=self._copier(ir) if cgroups else None,
             disable_on_drop_in=ir.dropin.disable_on_drop_in,
-            dropin_detectors=ir.dropin.detectors,
-            dropin_actions=ir.dropin.actions,
         )
 
     def _copier(self, ir: RulesetIR) -> Callable[[], Ruleset | None]:

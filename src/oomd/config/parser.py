@@ -163,5 +163,7 @@ def load_config(path: str) -> ConfigIR:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
-        raise ConfigError([f"{path}: cannot read config: {e.strerror}"]) from None
+        raise ConfigError(
+            [f"Could not open confg_file={path} ({e.strerror})"]
+        ) from None  # sic, upstream's words
     return parse_config(data.decode("utf-8", errors="replace"), path)

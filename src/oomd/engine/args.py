@@ -117,14 +117,14 @@ def parse_string(value: str, env: PluginEnv) -> str:
 
 # -- sizes ---------------------------------------------------------------------------
 
-_C_SPACE = re.compile(r"[ \t\n\v\f\r]")
+_C_SPACES = " \t\n\v\f\r"  # C isspace()
+_C_SPACE = re.compile(f"[{_C_SPACES}]")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _UNIT_CHARS = re.compile("[kmgt]")
 #: A number with no unit that upstream reads as bytes although it reads an integer as
 #: MiB: a fraction or an exponent (``"1.5"``, JSON's ``1536.0``) or trailing blanks.
 _BARE_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?")
-_C_SPACES = " \t\n\v\f\r"
 
 
 def parse_size(text: str) -> int:

@@ -82,7 +82,6 @@ class Engine:
                 self.remove_dropin(tag)
                 return False
             base.dropins.insert(0, (tag, merged))
-            base.mark_targeted(+1)
             if self.stats is not None:
                 self.stats.increment(stat_keys.DROPIN_ADDED, 1)
         if unit.prekill_hooks:
@@ -97,7 +96,6 @@ class Engine:
             base.dropins = [(t, r) for t, r in base.dropins if t != tag]
             n = before - len(base.dropins)
             if n:
-                base.mark_targeted(-n)
                 removed += n
                 if self.stats is not None:
                     self.stats.increment(stat_keys.DROPIN_ADDED, -n)

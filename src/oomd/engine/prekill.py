@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from oomd.cgroup.path import CgroupPath, CgroupPattern
-from oomd.engine.args import parse_cgroups, parse_string
+from oomd.engine.args import CGROUP_ARG, parse_string
 from oomd.engine.plugin import Arg, Plugin, PluginRet
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class PrekillHook(Plugin):
     """Base class of prekill hooks: the ``cgroup`` and ``xattr`` args and matching."""
 
     args: ClassVar[tuple[Arg[Any], ...]] = (
-        Arg("cgroup", parse_cgroups, default=()),
+        CGROUP_ARG,
         Arg("xattr", parse_string, default=""),
     )
 

@@ -92,11 +92,8 @@ class Ruleset:
     prekill_hook_timeout: int = 5
     silence_engine: bool = False
     silence_plugins: bool = False
-    enabled: bool = True
     #: Drop-in settings of a base ruleset (the ``drop-in`` key).
     disable_on_drop_in: bool = False
-    dropin_detectors: bool = False
-    dropin_actions: bool = False
     #: Drop-in rulesets targeting this base, newest first, with their tags.
     dropins: list[tuple[str, Ruleset]] = field(default_factory=list, repr=False)
     #: Per-cgroup ruleset (upstream HEAD): run once per cgroup matching these patterns
@@ -109,13 +106,12 @@ class Ruleset:
     _pause_override: float | None = field(default=None, repr=False)
     _suspended: _Suspended | None = field(default=None, repr=False)
     _copies: dict[str, tuple[CgroupPath, Ruleset]] = field(default_factory=dict, repr=False)
-    _targeted: int = field(default=0, repr=False)
 
-    def mark_targeted(self, delta: int) -> None:
-        """Count drop-ins targeting this base; with ``disable-on-drop-in`` the base
-        neither preruns nor runs while any does."""
-        self._targeted += delta
-        self.enabled = not (self.disable_on_drop_in and self._targeted > 0)
+    @property
+    def enabled(self) -> bool:
+        """With ``disable-on-drop-in`` a base ruleset neither preruns nor runs while any
+        drop-in targets it."""
+        return not (self.disable_on_drop_in and self.dropins)
 
     def pause_actions(self, seconds: float) -> None:
         """Called by a kill plugin with its own ``post_action_delay`` on success: the

@@ -21,7 +21,6 @@ import importlib
 import importlib.util
 import os
 import re
-import stat
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
 
 from oomd.engine.plugin import Plugin
 from oomd.engine.prekill import PrekillHook
+from oomd.trusted import Untrusted, read_trusted, untrusted_reason
 
 #: Every built-in plugin that works. A plugin is listed here only once it is complete.
 BUILTIN: dict[str, str] = {
@@ -57,32 +57,6 @@ BUILTIN: dict[str, str] = {
     "senpai": "oomd.plugins.senpai:Senpai",
     "systemd_restart": "oomd.plugins.systemd_restart:SystemdRestart",
 }
-
-
-#: Upstream oomd's plugin names (main branch), to tell "not implemented yet" apart from
-#: a typo in error messages.
-UPSTREAM: frozenset[str] = frozenset(
-    {
-        "continue",
-        "stop",
-        "exists",
-        "pressure_above",
-        "pressure_rising_beyond",
-        "memory_above",
-        "memory_reclaim",
-        "swap_free",
-        "nr_dying_descendants",
-        "dump_cgroup_overview",
-        "senpai",
-        "kill_by_memory_size_or_growth",
-        "kill_by_swap_usage",
-        "kill_by_pressure",
-        "kill_by_io_cost",
-        "kill_by_pg_scan",
-        "systemd_restart",
-        "kernel_panic",
-    }
-)
 
 
 def _load(target: str | None) -> type[Plugin] | None:
@@ -192,7 +166,7 @@ def discover(plugin_dirs: Sequence[str] = (), entry_points: bool = True) -> list
     warnings: list[str] = []
 
     def add(external: External) -> None:
-        if external.name in BUILTIN or external.name in UPSTREAM:
+        if external.name in BUILTIN:
             problems.append(
                 f"plugin {external.name} ({external.origin}) has the name of a built-in "
                 "plugin; rename it"
@@ -281,15 +255,6 @@ def _exception_line(e: BaseException) -> str:
     return "".join(traceback.format_exception_only(e)).strip().replace("\n", " ")
 
 
-def _unsafe(st: os.stat_result) -> str | None:
-    """Why a plugin directory or file must not be trusted, or None."""
-    if st.st_uid not in (0, os.geteuid()):
-        return f"owned by uid {st.st_uid}, not root"
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return f"writable by its group or others (mode {stat.S_IMODE(st.st_mode):04o})"
-    return None
-
-
 def _load_plugin_dir(directory: str, problems: list[str], warnings: list[str]) -> list[External]:
     """Every plugin class of every ``*.py`` file in ``directory`` (sorted by file
     name). The directory is opened once and files are opened relative to it, then
@@ -300,7 +265,7 @@ def _load_plugin_dir(directory: str, problems: list[str], warnings: list[str]) -
         problems.append(f"plugin dir {directory}: {e.strerror}")
         return []
     try:
-        why = _unsafe(os.fstat(dir_fd))
+        why = untrusted_reason(os.fstat(dir_fd))
         if why is not None:
             problems.append(f"refusing plugin dir {directory}: {why}")
             return []
@@ -324,27 +289,12 @@ def _load_plugin_dir(directory: str, problems: list[str], warnings: list[str]) -
 
 def _read_plugin_file(dir_fd: int, name: str, path: str, problems: list[str]) -> bytes | None:
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dir_fd)
+        return read_trusted(name, dir_fd)  # None: a directory or device named *.py
+    except Untrusted as e:
+        problems.append(f"refusing plugin dir file {path}: {e}")
     except OSError as e:
         problems.append(f"plugin dir file {path}: {e.strerror}")
-        return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return None  # a directory or device named *.py: not a plugin file
-        why = _unsafe(st)
-        if why is not None:
-            problems.append(f"refusing plugin dir file {path}: {why}")
-            return None
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    except OSError as e:
-        problems.append(f"plugin dir file {path}: {e.strerror}")
-        return None
-    finally:
-        os.close(fd)
+    return None
 
 
 def _exec_plugin_file(path: str, source: bytes, problems: list[str]) -> list[type[Plugin]] | None:
