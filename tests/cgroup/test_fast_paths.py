@@ -232,3 +232,25 @@ def test_context_dump_of_few_candidates_has_no_more_line(harness: Harness, oolog
     harness.tick()
     text = oolog.read_text()
     assert text.count("name=w/c") == 3 and "more cgroups not shown" not in text
+
+
+def test_context_dump_shows_exactly_ten_non_negligible_cgroups(
+    harness: Harness, oolog: Path
+) -> None:
+    for i in range(12):
+        harness.tree.cgroup(f"w/c{i:02d}", current=(i + 1) << 30, stat={"anon": 1 << 20})
+    harness.load(
+        {
+            "rulesets": [
+                ruleset(
+                    "r",
+                    [("g", [plugin("continue")])],
+                    [plugin("kill_by_memory_size_or_growth", cgroup="w/*", dry="true")],
+                )
+            ]
+        }
+    )
+    harness.tick()
+    text = oolog.read_text()
+    assert text.count("name=w/c") == kill_base.DUMP_LIMIT == 10
+    assert "more cgroups not shown" in text

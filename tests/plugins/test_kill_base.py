@@ -335,3 +335,21 @@ def test_building_a_kill_plugin_keeps_the_kill_count(harness: Harness) -> None:
     load(harness)
     load(harness, dry=True)
     assert harness.stats.get("oomd.kills") == 7
+
+
+def test_reap_memory_false_skips_process_mrelease(
+    harness: Harness, spawner: Spawner, oolog: Path
+) -> None:
+    """HEAD's reap_memory (default true) is passed on to the kill."""
+    victim = spawner.sleeper()
+    leaf(harness, "workload.slice/A", 100, [victim.pid])
+    load(harness, reap_memory=False)
+    harness.tick()
+    assert spawner.is_dead(victim)
+    assert "Reaping processes in" not in oolog.read_text()
+    other = spawner.sleeper()
+    leaf(harness, "workload.slice/B", 200, [other.pid])
+    load(harness)
+    harness.tick()
+    assert spawner.is_dead(other)
+    assert "Reaping processes in" in oolog.read_text()

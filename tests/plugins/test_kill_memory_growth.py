@@ -338,3 +338,19 @@ def test_min_growth_ratio_keeps_its_fraction(
     assert (
         "(min growth rate 1.50) among P0 largest, with kill preference NORMAL" in oolog.read_text()
     )
+
+
+def test_growth_percentile_index_rounds_up() -> None:
+    """ceil(n * (100 - pct) / 100) - 1: with 6 peers and P80 the two largest (not just
+    one) may be killed for growth."""
+    views = [
+        View("a", 60),
+        View("b", 50, 10),
+        View("c", 10),
+        View("d", 10),
+        View("e", 10),
+        View("f", 10),
+    ]
+    ranking = growth_ranking(views, 90, 80, 1.25)
+    assert ranking.min_effective_usage == 50
+    assert rank(views, size=90, pct=80)[0] == "b"

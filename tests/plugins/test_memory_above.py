@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from oomd.engine.plugin import Plugin, PluginRet
+from oomd.engine.plugin import PluginRet
 from oomd.plugins.memory_above import MemoryAbove, largest_usage
 from tests.support.harness import Harness, plugin, ruleset
 
@@ -298,21 +298,27 @@ def test_args_and_defaults(harness: Harness, meminfo: str) -> None:
     assert found.mem_total == 8 * GiB
 
 
-def test_disabled_without_the_memory_controller(harness: Harness) -> None:
+def test_root_works_without_the_memory_controller(harness: Harness) -> None:
+    """On the root, usage is MemTotal - MemFree from /proc/meminfo, which needs no
+    memory controller: on a hybrid host (cgroup2 without it) memory_above still fires
+    there, as upstream's does."""
     harness.env.controllers = frozenset({"cpu", "io"})
-    harness.tree.cgroup("cg", current=3 * GiB)
+    harness.proc.meminfo(total=8 * GiB, free=1 * GiB)
     harness.load(
         {
             "rulesets": [
                 ruleset(
                     "r",
-                    [("g", [plugin("memory_above", cgroup="cg", threshold="1G", duration="0")])],
+                    [("g", [plugin("memory_above", cgroup="/", threshold="6G", duration="0")])],
                     [plugin("continue")],
                 )
             ]
         }
     )
-    assert harness.compiled is not None and harness.engine is not None
-    found: Plugin = harness.engine.rulesets[0].detector_groups[0].detectors[0]
-    assert found.unavailable is not None and "memory" in found.unavailable
-    assert any("memory" in w and "disabled" in w for w in harness.compiled.warnings)
+    assert harness.compiled is not None and harness.compiled.warnings == []
+    detector = (
+        harness.engine.rulesets[0].detector_groups[0].detectors[0] if harness.engine else None
+    )
+    assert detector is not None and detector.unavailable is None
+    harness.ctx.refresh()
+    assert detector.run(harness.ctx) is PluginRet.CONTINUE

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.harness import Harness, plugin
+from tests.support.procs import Spawner
 
 MB = 1 << 20
 
@@ -181,3 +182,31 @@ def test_victim_gone_while_the_hook_runs_means_no_kill(harness: Harness, tmp_pat
     go.touch()
     tick_until_hook_done(harness)
     assert harness.kills == []
+
+
+def test_after_a_hook_a_vanished_candidate_drops_everything_below_it(
+    harness: Harness, tmp_path: Path, spawner: Spawner
+) -> None:
+    """BaseKillPlugin::resumeFromPrekillHook: when the intended victim cannot be killed
+    and a saved candidate has vanished meanwhile, the candidates ranked below it are
+    dropped too (someone else did the job); nothing further is killed."""
+    go = tmp_path / "go"
+    dead = spawner.sleeper()
+    dead.kill()
+    dead.wait()
+    live = spawner.sleeper()
+    harness.tree.cgroup("workload.slice/a", current=300 * MB, stat={"anon": 1}, procs=[dead.pid])
+    harness.tree.cgroup("workload.slice/b", current=200 * MB, stat={"anon": 1})
+    harness.tree.cgroup("workload.slice/c", current=100 * MB, stat={"anon": 1}, procs=[live.pid])
+    harness.load(
+        config(
+            [exec_hook(f"while [ ! -e {go} ]; do sleep 0.02; done")],
+            actions=[plugin("kill_by_memory_size_or_growth", cgroup="workload.slice/*")],
+        )
+    )
+    harness.tick()
+    harness.tree.remove("workload.slice/b")
+    go.touch()
+    tick_until_hook_done(harness)
+    assert harness.kills == []
+    assert not spawner.is_dead(live, timeout=0.2)

@@ -173,3 +173,28 @@ def test_context_is_the_only_input(harness: Harness) -> None:
     assert cg.mem_pressure() is not None
     harness.tree.set_pressure("cg", 0, 0, 0)  # changed mid-tick: not seen this tick
     assert plugin.run(ctx) is PluginRet.CONTINUE
+
+
+def test_pressure_detectors_ask_for_a_psi_trigger_at_their_threshold(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both pressure detectors declare the files they watch, so the daemon can arm a
+    kernel trigger and run an early tick (issue 7); full pressure, at the threshold."""
+    calls: list[tuple[list[str], str, str, float]] = []
+    monkeypatch.setattr(
+        type(harness.ctx),
+        "watch_threshold",
+        lambda self, cgroups, resource, kind, percent: calls.append(
+            ([c.path.relative for c in cgroups], resource, kind, percent)
+        ),
+    )
+    harness.tree.cgroup("cg", pressure=(1, 1, 1))
+    run(harness, detector(harness, cgroup="cg", resource="io", threshold="30"))
+    assert calls == [(["cg"], "io", "full", 30)]
+    calls.clear()
+    rising = harness.detector(
+        "pressure_rising_beyond", cgroup="cg", resource="memory", threshold="40", duration="0"
+    )
+    harness.ctx.refresh()
+    rising.run(harness.ctx)
+    assert calls == [(["cg"], "memory", "full", 40)]

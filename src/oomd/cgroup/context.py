@@ -98,7 +98,9 @@ class ActionContext:
 
 
 class PauseTarget(Protocol):
-    """What a kill plugin needs of the ruleset that invoked it."""
+    """What an action needs of the ruleset that invoked it."""
+
+    post_action_delay: int
 
     def pause_actions(self, seconds: float) -> None: ...
 

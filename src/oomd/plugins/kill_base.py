@@ -8,14 +8,13 @@ dry runs, xattrs, the kmsg kill line, stats and the pause after a kill.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from oomd import log, stats
-from oomd.cgroup.context import INT64_MAX, CgroupContext, KillPreference, OomdContext
+from oomd.cgroup.context import INT64_MAX, CgroupContext, KillPreference, OomdContext, fmt_mb
 from oomd.cgroup.fs import ZERO_PRESSURE
 from oomd.cgroup.path import CgroupPath, CgroupPattern
 from oomd.engine.args import (
@@ -37,17 +36,8 @@ DUMP_LIMIT = 10
 #: ... found among at most this many of the best-ranked candidates.
 DUMP_SCAN_LIMIT = 100
 
-#: What ``log_kmemalloc_prekill`` copies to kmsg; None: ``<tempdir>/oomd_kmemalloc_profiler``,
-#: resolved on use (importing tempfile costs the daemon 1 MiB it never needs otherwise).
-KMEMALLOC_PROFILER: str | None = None
-
-
-def kmemalloc_profiler() -> str:
-    if KMEMALLOC_PROFILER is not None:
-        return KMEMALLOC_PROFILER
-    import tempfile
-
-    return os.path.join(tempfile.gettempdir(), "oomd_kmemalloc_profiler")
+#: What ``log_kmemalloc_prekill`` copies to kmsg (upstream's literal path).
+KMEMALLOC_PROFILER = "/tmp/oomd_kmemalloc_profiler"
 
 
 KILL_ARGS: tuple[Arg[Any], ...] = (
@@ -222,8 +212,14 @@ class KillPlugin(Action):
     def pick_reason(
         self, ctx: OomdContext, target: CgroupContext, peers: list[CgroupContext]
     ) -> str:
-        """The "Picked ..." log line explaining why ``target`` was chosen."""
+        """The "Picked ..." log line explaining why ``target`` was chosen (usually
+        :meth:`picked` followed by the heuristic's reason)."""
         raise NotImplementedError
+
+    @staticmethod
+    def picked(target: CgroupContext) -> str:
+        """The start every upstream "Picked" line shares: path and usage in MiB."""
+        return f'Picked "{target.path.relative}" ({fmt_mb(target.current_usage() or 0)}MB)'
 
     # -- shared machinery ---------------------------------------------------------
 
@@ -390,7 +386,7 @@ class KillPlugin(Action):
 
     def _copy_kmemalloc_profile(self) -> None:
         try:
-            with open(kmemalloc_profiler(), encoding="utf-8", errors="replace") as f:
+            with open(KMEMALLOC_PROFILER, encoding="utf-8", errors="replace") as f:
                 for line in f:
                     self.env.kmsg.write(line.rstrip("\n"), "")
         except OSError:

@@ -19,7 +19,6 @@ from oomd.plugin import (
     KillPreference,
     OomdContext,
     fmt_float,
-    fmt_mb,
     sort_with_preferences,
 )
 
@@ -53,6 +52,6 @@ class KillIOCost(KillPlugin):
         self, ctx: OomdContext, target: CgroupContext, peers: list[CgroupContext]
     ) -> str:
         return (
-            f'Picked "{target.path.relative}" ({fmt_mb(target.current_usage() or 0)}MB) '
+            f"{self.picked(target)} "
             f"based on io cost generation at {fmt_float(target.io_cost_rate() or 0.0)}"
         )

@@ -33,6 +33,7 @@ from oomd.plugin import (
     parse_int,
     parse_unsigned_int,
     sort_with_preferences,
+    to_float32,
 )
 
 
@@ -68,7 +69,8 @@ class GrowthRanking:
     def __call__(self, cg: MemoryView) -> tuple[Phase, RankKey]:
         current = cg.current_usage() or 0
         effective = cg.effective_usage() or 0
-        growth = cg.memory_growth() or 0.0
+        # Single precision, as upstream's ``float growth_ratio``.
+        growth = to_float32(cg.memory_growth() or 0.0)
         size_ok = current >= self.size_threshold_bytes
         growth_ok = growth >= self.min_growth_ratio and effective >= self.min_effective_usage
         phase = (
@@ -158,9 +160,8 @@ class KillMemoryGrowth(KillPlugin):
         self, ctx: OomdContext, target: CgroupContext, peers: list[CgroupContext]
     ) -> str:
         phase, _ = self._ranking(peers)(target)
-        current = fmt_mb(target.current_usage() or 0)
-        preference = KillPreference(target.kill_preference()).name
-        head = f'Picked "{target.path.relative}" ({current}MB)'
+        preference = target.kill_preference().name
+        head = self.picked(target)
         if phase is Phase.SIZE_THRESHOLD:
             total = fmt_mb(sum(cg.current_usage() or 0 for cg in peers))
             return (

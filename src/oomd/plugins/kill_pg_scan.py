@@ -24,7 +24,6 @@ from oomd.plugin import (
     KillPreference,
     OomdContext,
     PluginRet,
-    fmt_mb,
     log,
     sort_with_preferences,
 )
@@ -77,7 +76,7 @@ class KillPgScan(KillPlugin):
         self, ctx: OomdContext, target: CgroupContext, peers: list[CgroupContext]
     ) -> str:
         return (
-            f'Picked "{target.path.relative}" ({fmt_mb(target.current_usage() or 0)}MB) '
+            f"{self.picked(target)} "
             f"based on pg scan rate at {target.pg_scan_rate() or 0} "
-            f"with kill preference {KillPreference(target.kill_preference()).name}"
+            f"with kill preference {target.kill_preference().name}"
         )

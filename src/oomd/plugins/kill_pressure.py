@@ -21,7 +21,6 @@ from oomd.plugin import (
     OomdContext,
     Pressure,
     fmt_float,
-    fmt_mb,
     parse_resource,
     sort_with_preferences,
 )
@@ -70,6 +69,6 @@ class KillPressure(KillPlugin):
         avg10 = f32(pressure.avg10) if pressure else 0.0
         avg60 = f32(pressure.avg60) if pressure else 0.0
         return (
-            f'Picked "{target.path.relative}" ({fmt_mb(target.current_usage() or 0)}MB) '
+            f"{self.picked(target)} "
             f"based on pressure generation at 10s={fmt_float(avg10)} 60s={fmt_float(avg60)}"
         )

@@ -114,10 +114,7 @@ class KillSwapUsage(KillPlugin):
     def pick_reason(
         self, ctx: OomdContext, target: CgroupContext, peers: list[CgroupContext]
     ) -> str:
-        text = (
-            f'Picked "{target.path.relative}" ({fmt_mb(target.current_usage() or 0)}MB) '
-            f"based on swap usage at {fmt_mb(target.swap_usage() or 0)}MB"
-        )
+        text = f"{self.picked(target)} based on swap usage at {fmt_mb(target.swap_usage() or 0)}MB"
         if self.biased_swap_kill:
             text += f" exceeding swapLow value by {fmt_mb(swap_excess(target, self.ratio))}MB"
         return text

@@ -49,7 +49,6 @@ def largest_usage(usages: Iterable[tuple[str, int]]) -> tuple[int, str]:
 
 class MemoryAbove(Detector):
     name = "memory_above"
-    needs_controllers = frozenset({"memory"})
     args: ClassVar[tuple[Arg[Any], ...]] = (
         CGROUP_ARG,
         RULESET_CGROUP_ARG,

@@ -18,6 +18,7 @@ from oomd.plugin import (
     PluginRet,
     Pressure,
     ThresholdTimer,
+    fmt_mb,
     log,
     parse_int,
     parse_resource,
@@ -77,7 +78,7 @@ class PressureAbove(Detector):
         if self.timer.update(pressure.avg10 > self.threshold, ctx.now(), self.duration):
             log.info(
                 f"10s pressure {pressure.avg10:.2f} is over the threshold of {self.threshold} "
-                f"for {self.duration} seconds , total usage is {usage >> 20}MB"
+                f"for {self.duration} seconds , total usage is {fmt_mb(usage)}MB"
             )
             return PluginRet.CONTINUE
         return PluginRet.STOP

@@ -246,6 +246,5 @@ class SystemdRestart(Action):
         self.env.stats.increment(RESTARTS)
         ruleset = ctx.invoking_ruleset
         if ruleset is not None:
-            own = getattr(ruleset, "post_action_delay", 0)
-            ruleset.pause_actions(self.post_action_delay + (own if isinstance(own, int) else 0))
+            ruleset.pause_actions(self.post_action_delay + ruleset.post_action_delay)
         return PluginRet.STOP

@@ -13,7 +13,6 @@ from oomd.plugin import (
     CgroupContext,
     KillPlugin,
     OomdContext,
-    fmt_mb,
     parse_int,
     positive,
     sort_with_preferences,
@@ -41,7 +40,4 @@ class KillByProcessCount(KillPlugin):
     def pick_reason(
         self, ctx: OomdContext, target: CgroupContext, peers: list[CgroupContext]
     ) -> str:
-        return (
-            f'Picked "{target.path.relative}" ({fmt_mb(target.current_usage() or 0)}MB) '
-            f"based on its {process_count(target)} processes"
-        )
+        return f"{self.picked(target)} based on its {process_count(target)} processes"
