@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from oomd import __version__
-from oomd.cgroup.context import DEFAULT_HDD_COEFFS, DEFAULT_SSD_COEFFS, DeviceType, IoCostCoeffs
-from oomd.cli import DEFAULT_CONFIG, Options, UsageExit, parse_args
+from oomd.cgroup.iocost import DEFAULT_HDD_COEFFS, DEFAULT_SSD_COEFFS, DeviceType, IoCostCoeffs
+from oomd.cli import UsageExit, parse_args
+from oomd.options import DEFAULT_CONFIG, Options
 from oomd.plugins import registry
 
 # Reference 1.1 "Usage text (stderr), exactly" (upstream Main.cpp); ours may add

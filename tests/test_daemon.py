@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from oomd import daemon
-from oomd.cli import Options
 from oomd.daemon import LockError, _load_ir, acquire_lock, own_cgroup
+from oomd.options import Options
 from tests.support.daemon import Daemon, our_oomd
 from tests.support.procs import Spawner
 from tests.support.tree import FakeTree

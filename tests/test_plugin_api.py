@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import pytest
 
 import oomd.plugin as api
+from oomd import testing
 from oomd.config.errors import ConfigError
 from oomd.plugins import registry
 from tests.support.harness import Harness
@@ -19,13 +20,13 @@ from tests.support.harness import Harness
 PLUGINS_DIR = Path(api.__file__).parent / "plugins"
 
 #: Modules under oomd/plugins that implement the API or the registry, not plugins.
-NOT_PLUGINS = {"__init__.py", "registry.py", "kill_base.py", "timer.py", "prekill_hooks.py"}
+NOT_PLUGINS = {"__init__.py", "registry.py", "prekill_hooks.py"}
 #: Internal modules whose plugin-facing names oomd.plugin re-exports.
 CONTRACT_MODULES = {
     "oomd.engine.plugin",
     "oomd.engine.args",
-    "oomd.plugins.kill_base",
-    "oomd.plugins.timer",
+    "oomd.engine.kill_base",
+    "oomd.engine.timer",
     "oomd.cgroup.context",
     "oomd.cgroup.path",
 }
@@ -167,11 +168,11 @@ def test_a_buggy_parser_or_setup_is_a_config_error_not_a_crash(
 
 def test_build_plugin_builds_like_a_config_would(tmp_path: Path) -> None:
     env = api.PluginEnv(cgroup_fs=str(tmp_path))
-    plugin = api.build_plugin(Checked, {"cgroup": "a,b/*", "percent": "80"}, env)
+    plugin = testing.build_plugin(Checked, {"cgroup": "a,b/*", "percent": "80"}, env)
     assert isinstance(plugin, Checked)
     assert plugin.percent == 80 and plugin.provided == {"cgroup", "percent"}
     with pytest.raises(ConfigError) as excinfo:
-        api.build_plugin(Checked, {"percent": "80"}, env)
+        testing.build_plugin(Checked, {"percent": "80"}, env)
     assert excinfo.value.problems == [
         '<args>: build_plugin: plugin "checked": arg "cgroup": '
         'Required arg "cgroup" missing (or give "ruleset_cgroup")'

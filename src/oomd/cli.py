@@ -9,22 +9,16 @@ we print a message and exit 1 (docs/compatibility.md).
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 
 from oomd import __version__, log
 from oomd.cgroup import iocost
-from oomd.cgroup.context import DEFAULT_HDD_COEFFS, DEFAULT_SSD_COEFFS, DeviceType, IoCostCoeffs
 from oomd.cgroup.fs import c_int_prefix
 from oomd.cgroup.mount import DEFAULT_CGROUP_FS
-from oomd.stats import SOCKET_NAME
-
-DEFAULT_CONFIG = "/etc/oomd.json"
-DEFAULT_RUNTIME_DIR = "/run/oomd"
-DEFAULT_KMSG = "/dev/kmsg"
-DEFAULT_INTERVAL = 5
+from oomd.options import (
+    Options,
+)
 
 USAGE = """usage: oomd [OPTION]...
 
@@ -80,31 +74,6 @@ LONG = [
     "dry-run",
     "plugin-dir=",
 ]
-
-
-@dataclass
-class Options:
-    config: str = DEFAULT_CONFIG
-    config_given: bool = False
-    interval: int = DEFAULT_INTERVAL
-    cgroup_fs: str | None = None
-    check_config: bool = False
-    runtime_dir: str = DEFAULT_RUNTIME_DIR
-    kmsg: str = DEFAULT_KMSG
-    dry_run: bool = False
-    #: ``--device``: io.stat device id -> SSD/HDD, for io cost.
-    io_devices: dict[str, DeviceType] = field(default_factory=dict)
-    ssd_coeffs: IoCostCoeffs = DEFAULT_SSD_COEFFS
-    hdd_coeffs: IoCostCoeffs = DEFAULT_HDD_COEFFS
-    dump_stats: bool = False
-    reset_stats: bool = False
-    dropin_dir: str | None = None
-    #: ``--plugin-dir``: directories of third-party plugin files.
-    plugin_dirs: list[str] = field(default_factory=list)
-
-    @property
-    def stats_socket(self) -> str:
-        return os.path.join(self.runtime_dir, SOCKET_NAME)
 
 
 class UsageExit(Exception):

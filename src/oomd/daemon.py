@@ -24,7 +24,6 @@ from oomd.cgroup import fs, mount
 from oomd.cgroup.context import ContextParams, OomdContext
 from oomd.cgroup.system import SystemContext
 from oomd.cgroup.triggers import PressureTriggers, raise_fd_limit
-from oomd.cli import Options
 from oomd.config.compiler import Compiled, compile_config, compile_dropin
 from oomd.config.default_policy import DEFAULT_POLICY_NAME, DEFAULT_POLICY_TEXT
 from oomd.config.errors import ConfigError
@@ -34,6 +33,7 @@ from oomd.dropin import DropInService
 from oomd.engine.plugin import PluginEnv
 from oomd.libc import libc
 from oomd.log import Kmsg, NullKmsg
+from oomd.options import Options
 from oomd.plugins import registry
 from oomd.scheduler import run_ticks
 from oomd.stats import CORE_KEYS, Stats, StatsServer

@@ -35,6 +35,13 @@ LOG_BATCH = 20
 _NR_PROCESS_MRELEASE = 448
 
 
+def new_kill_uuid() -> str:
+    """Two random 64-bit numbers in unpadded lowercase hex, as upstream's generateUuid
+    (os.urandom: the uuid module costs the daemon 0.2 MiB and fixes 6 of the bits)."""
+    value = int.from_bytes(os.urandom(16), "big")
+    return f"{value >> 64:x}{value & 0xFFFFFFFFFFFFFFFF:x}"
+
+
 def _syscall() -> Callable[..., int] | None:
     try:
         fn: Callable[..., int] = libc().syscall

@@ -16,14 +16,16 @@ A kill plugin supplies only its ranking (``rank``) and its "Picked" log line
 the built-in kill plugins.
 
 Register a plugin with the ``oomd.plugins`` entry-point group of an installed package
-or put its file in a ``--plugin-dir``. docs/writing_a_plugin.md is the tutorial; it
+or put its file in a ``--plugin-dir``; test it with :func:`oomd.testing.build_plugin`.
+docs/writing_a_plugin.md is the tutorial; it
 also says what happens when a plugin raises or is slow ("Isolation"). The built-in
-plugins use exactly this API. Names not listed in ``__all__`` are not part of it.
+plugins take the plugin contract (base classes, args, contexts) from this module too;
+a few of them also use internal helpers that are not part of the API (raw cgroup-file
+parsers, PSI triggers, prekill hooks' engine side). Names not listed in ``__all__`` are
+not part of the API.
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping, Sequence
 
 from oomd import log
 from oomd.cgroup.context import (
@@ -36,7 +38,6 @@ from oomd.cgroup.context import (
 from oomd.cgroup.fs import ZERO_PRESSURE, Pressure
 from oomd.cgroup.path import CgroupPath, CgroupPattern
 from oomd.cgroup.system import SystemContext
-from oomd.config.errors import ConfigError
 from oomd.engine.args import (
     CGROUP_ARG,
     RULESET_CGROUP_ARG,
@@ -60,6 +61,7 @@ from oomd.engine.args import (
     require_cgroups,
     to_float32,
 )
+from oomd.engine.kill_base import KILL_ARGS, KillPlugin, fmt_float, sort_with_preferences
 from oomd.engine.plugin import (
     Action,
     Arg,
@@ -70,9 +72,8 @@ from oomd.engine.plugin import (
     PluginInitError,
     PluginRet,
 )
+from oomd.engine.timer import ThresholdTimer
 from oomd.log import Kmsg, NullKmsg
-from oomd.plugins.kill_base import KILL_ARGS, KillPlugin, fmt_float, sort_with_preferences
-from oomd.plugins.timer import ThresholdTimer
 
 __all__ = [
     "CGROUP_ARG",
@@ -86,7 +87,6 @@ __all__ = [
     "CgroupContext",
     "CgroupPath",
     "CgroupPattern",
-    "ConfigError",
     "Detector",
     "KillPlugin",
     "KillPreference",
@@ -101,7 +101,6 @@ __all__ = [
     "SizeOrPercent",
     "SystemContext",
     "ThresholdTimer",
-    "build_plugin",
     "fmt_float",
     "fmt_mb",
     "in_range",
@@ -125,15 +124,3 @@ __all__ = [
     "sort_with_preferences",
     "to_float32",
 ]
-
-
-def build_plugin(
-    cls: type[Plugin], args: Mapping[str, str | Sequence[str]], env: PluginEnv
-) -> Plugin:
-    """Build one plugin exactly as a config naming it with ``args`` would: every arg
-    parsed and validated, ``setup`` run. For plugin tests. Values are strings, as in a
-    config (a sequence of strings for an arg that takes a list). Raises ConfigError
-    whose ``problems`` hold the messages a config would get."""
-    from oomd.config.compiler import build_plugin as build
-
-    return build(cls, args, env)

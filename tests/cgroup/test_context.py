@@ -13,12 +13,11 @@ import pytest
 from oomd.cgroup.context import (
     CgroupContext,
     ContextParams,
-    DeviceType,
-    IoCostCoeffs,
     KillPreference,
     OomdContext,
 )
 from oomd.cgroup.fs import INT64_MAX, IoStat
+from oomd.cgroup.iocost import DeviceType, IoCostCoeffs
 from oomd.cgroup.path import CgroupPath, CgroupPattern
 from oomd.cgroup.system import SystemContext
 from tests.support.tree import FakeProc, FakeTree

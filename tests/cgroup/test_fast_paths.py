@@ -15,7 +15,7 @@ from oomd.cgroup.context import OomdContext
 from oomd.cgroup.fs import Pressure
 from oomd.cgroup.path import CgroupPath, CgroupPattern
 from oomd.cgroup.system import SystemContext
-from oomd.plugins import kill_base
+from oomd.engine import kill_base
 from tests.support.harness import Harness, plugin, ruleset
 from tests.support.tree import FakeProc, FakeTree, psi_text
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from oomd.cgroup.context import DeviceType, IoCostCoeffs
-from oomd.cgroup.iocost import device_type, parse_coeffs, parse_devices
+from oomd.cgroup.iocost import DeviceType, IoCostCoeffs, device_type, parse_coeffs, parse_devices
 
 
 def rotational(root: Path, dev: str, content: str) -> None:

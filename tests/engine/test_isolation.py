@@ -304,7 +304,7 @@ def test_a_hung_third_party_plugin_is_abandoned_and_the_daemon_keeps_ticking(
     hangs.release.set()
     assert hangs.returned.wait(5)
     deadline = time.monotonic() + 5
-    while hangs._health is not None and hangs._health.hung is not None:
+    while (health := guard.health_of(hangs)) is not None and health.hung is not None:
         assert time.monotonic() < deadline
         time.sleep(0.01)
     assert "returned after" in oolog.read_text()

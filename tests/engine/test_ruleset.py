@@ -10,7 +10,8 @@ from pathlib import Path
 from oomd.cgroup.context import ActionContext, OomdContext
 from oomd.engine.engine import Engine
 from oomd.engine.plugin import Plugin, PluginEnv, PluginRet
-from oomd.engine.ruleset import DetectorGroup, Ruleset, new_kill_uuid
+from oomd.engine.ruleset import DetectorGroup, Ruleset
+from oomd.kill import new_kill_uuid
 from tests.support.harness import FakeClock
 from tests.support.tree import FakeTree
 

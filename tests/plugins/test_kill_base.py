@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from oomd.engine.kill_base import KillPlugin
 from oomd.engine.plugin import PluginRet
-from oomd.plugins.kill_base import KillPlugin
 from tests.support.harness import Harness, plugin, ruleset
 from tests.support.procs import Spawner
 

@@ -11,10 +11,9 @@ from typing import Any
 from oomd.cgroup.context import (
     CgroupContext,
     ContextParams,
-    DeviceType,
-    IoCostCoeffs,
     KillPreference,
 )
+from oomd.cgroup.iocost import DeviceType, IoCostCoeffs
 from oomd.plugins.kill_io_cost import KillIOCost, rank_by_io_cost
 from tests.support.harness import Harness, plugin, ruleset
 from tests.support.procs import Spawner

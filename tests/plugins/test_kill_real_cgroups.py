@@ -16,9 +16,9 @@ from oomd.cgroup.context import OomdContext
 from oomd.cgroup.system import SystemContext
 from oomd.config.compiler import compile_config
 from oomd.config.parser import parse_config
+from oomd.engine.kill_base import KillPlugin
 from oomd.engine.plugin import PluginEnv
 from oomd.log import NullKmsg
-from oomd.plugins.kill_base import KillPlugin
 from oomd.stats import Stats
 from tests.support.procs import Spawner
 from tests.support.real_cgroups import move, real_cgroup

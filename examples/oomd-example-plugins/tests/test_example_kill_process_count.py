@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from oomd_example_plugins.kill_process_count import KillByProcessCount
 
-from oomd.plugin import ConfigError, NullKmsg, OomdContext, PluginEnv, PluginRet, build_plugin
+from oomd.plugin import NullKmsg, OomdContext, PluginEnv, PluginRet
+from oomd.testing import ConfigError, build_plugin
 
 MakeCgroup = Callable[..., Path]
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from oomd_example_plugins.near_limit import NearMemoryLimit
 
-from oomd.plugin import ConfigError, OomdContext, Plugin, PluginEnv, PluginRet, build_plugin
+from oomd.plugin import OomdContext, Plugin, PluginEnv, PluginRet
+from oomd.testing import ConfigError, build_plugin
 
 MakeCgroup = Callable[..., Path]
 

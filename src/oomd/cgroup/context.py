@@ -32,6 +32,13 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from oomd.cgroup import fs
 from oomd.cgroup.fs import INT64_MAX, IoStat, KeyedValues, Pressure
+from oomd.cgroup.iocost import (
+    DEFAULT_HDD_COEFFS,
+    DEFAULT_SSD_COEFFS,
+    DeviceType,
+    IoCostCoeffs,
+    io_cost,
+)
 from oomd.cgroup.path import CgroupPath, CgroupPattern
 from oomd.cgroup.system import SystemContext
 from oomd.cgroup.triggers import Watch, is_cgroup2
@@ -56,25 +63,6 @@ _PREFERENCE_XATTRS = (
     ("trusted.oomd_avoid", KillPreference.AVOID),
     ("user.oomd_avoid", KillPreference.AVOID),
 )
-
-
-class DeviceType(IntEnum):
-    SSD = 0
-    HDD = 1
-
-
-@dataclass(frozen=True)
-class IoCostCoeffs:
-    read_iops: float = 0.0
-    readbw: float = 0.0
-    write_iops: float = 0.0
-    writebw: float = 0.0
-    trim_iops: float = 0.0
-    trimbw: float = 0.0
-
-
-DEFAULT_HDD_COEFFS = IoCostCoeffs(1.31e-3, 1.13e-7, 2.58e-1, 5.04e-7, 0.0, 0.0)
-DEFAULT_SSD_COEFFS = IoCostCoeffs(1.21e-2, 6.25e-7, 1.07e-3, 2.61e-7, 2.37e-2, 9.10e-10)
 
 
 @dataclass(frozen=True)
@@ -458,21 +446,7 @@ class CgroupContext:
             value = None
         else:
             params = self.ctx.params
-            cost = 0.0
-            for stat in stats:
-                device = params.io_devices.get(stat.dev)
-                if device is None:
-                    continue
-                c = params.ssd_coeffs if device == DeviceType.SSD else params.hdd_coeffs
-                cost += (
-                    stat.rios * c.read_iops
-                    + stat.rbytes * c.readbw
-                    + stat.wios * c.write_iops
-                    + stat.wbytes * c.writebw
-                    + stat.dios * c.trim_iops
-                    + stat.dbytes * c.trimbw
-                )
-            value = cost
+            value = io_cost(stats, params.io_devices, params.ssd_coeffs, params.hdd_coeffs)
         return value
 
     def io_cost_rate(self) -> float | None:
@@ -826,8 +800,6 @@ __all__ = [
     "ActionContext",
     "CgroupContext",
     "ContextParams",
-    "DeviceType",
-    "IoCostCoeffs",
     "KillPreference",
     "OomdContext",
     "PauseTarget",

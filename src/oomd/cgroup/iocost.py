@@ -12,9 +12,57 @@ each item is read like C's ``stod`` (a numeric prefix is enough).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import IntEnum
 
 from oomd.cgroup import fs
-from oomd.cgroup.context import DeviceType, IoCostCoeffs
+
+
+class DeviceType(IntEnum):
+    SSD = 0
+    HDD = 1
+
+
+@dataclass(frozen=True)
+class IoCostCoeffs:
+    read_iops: float = 0.0
+    readbw: float = 0.0
+    write_iops: float = 0.0
+    writebw: float = 0.0
+    trim_iops: float = 0.0
+    trimbw: float = 0.0
+
+
+DEFAULT_HDD_COEFFS = IoCostCoeffs(1.31e-3, 1.13e-7, 2.58e-1, 5.04e-7, 0.0, 0.0)
+DEFAULT_SSD_COEFFS = IoCostCoeffs(1.21e-2, 6.25e-7, 1.07e-3, 2.61e-7, 2.37e-2, 9.10e-10)
+
+
+def io_cost(
+    stats: Iterable[fs.IoStat],
+    devices: Mapping[str, DeviceType],
+    ssd: IoCostCoeffs,
+    hdd: IoCostCoeffs,
+) -> float:
+    """The cumulative io cost of a cgroup's ``io.stat``: each listed device's counters
+    weighted by its kind's coefficients (upstream ``CgroupContext::getIoCostCumulative``).
+    Devices not given with ``--device`` cost nothing."""
+    cost = 0.0
+    for stat in stats:
+        device = devices.get(stat.dev)
+        if device is None:
+            continue
+        c = ssd if device == DeviceType.SSD else hdd
+        cost += (
+            stat.rios * c.read_iops
+            + stat.rbytes * c.readbw
+            + stat.wios * c.write_iops
+            + stat.wbytes * c.writebw
+            + stat.dios * c.trim_iops
+            + stat.dbytes * c.trimbw
+        )
+    return cost
+
 
 #: Where block devices are listed by ``major:minor``; a parameter for tests.
 DEV_BLOCK_ROOT = "/sys/dev/block"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -107,10 +108,19 @@ class _Workers:
 _workers = _Workers()
 
 
+#: Per plugin instance; a plugin replaced by a drop-in takes its health with it.
+_healths: weakref.WeakKeyDictionary[Plugin, PluginHealth] = weakref.WeakKeyDictionary()
+
+
+def health_of(plugin: Plugin) -> PluginHealth | None:
+    """What the guard remembers about ``plugin``; None if it never failed or hung."""
+    return _healths.get(plugin)
+
+
 def _health(plugin: Plugin) -> PluginHealth:
-    health = plugin._health
+    health = _healths.get(plugin)
     if health is None:
-        health = plugin._health = PluginHealth()
+        health = _healths[plugin] = PluginHealth()
     return health
 
 

@@ -23,7 +23,6 @@ from oomd.stats import Stats
 
 if TYPE_CHECKING:
     from oomd.cgroup.context import OomdContext
-    from oomd.engine.guard import PluginHealth
 
 T = TypeVar("T")
 
@@ -118,8 +117,6 @@ class Plugin:
     #: else e.g. ``"plugin dir: /etc/oomd/plugins/x.py"``. Third-party plugins run
     #: under the watchdog (docs/writing_a_plugin.md, "Isolation").
     origin: str | None = None
-    #: The engine's bookkeeping of errors and slow runs (oomd.engine.guard).
-    _health: PluginHealth | None = None
 
     def __init__(self, env: PluginEnv, values: Mapping[str, Any]) -> None:
         self.env = env

@@ -14,7 +14,6 @@ ruleset pauses (docs/writing_a_plugin.md, "Isolation").
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -23,13 +22,7 @@ from oomd.cgroup.context import ActionContext, OomdContext
 from oomd.cgroup.path import CgroupPath, CgroupPattern
 from oomd.engine import guard
 from oomd.engine.plugin import Plugin, PluginRet
-
-
-def new_kill_uuid() -> str:
-    """Two random 64-bit numbers in unpadded lowercase hex, as upstream's generateUuid
-    (os.urandom: the uuid module costs the daemon 0.2 MiB and fixes 6 of the bits)."""
-    value = int.from_bytes(os.urandom(16), "big")
-    return f"{value >> 64:x}{value & 0xFFFFFFFFFFFFFFFF:x}"
+from oomd.kill import new_kill_uuid
 
 
 def run_plugin(

@@ -26,8 +26,7 @@ from oomd.engine.args import (
 )
 from oomd.engine.plugin import Action, Arg, PluginRet
 from oomd.engine.prekill import PrekillHookInvocation
-from oomd.engine.ruleset import new_kill_uuid
-from oomd.kill import Killer, record_kill_done, record_kill_start
+from oomd.kill import Killer, new_kill_uuid, record_kill_done, record_kill_start
 
 #: Context dumps show at most this many cgroups unless the plugin's ``debug`` is set
 #: (upstream dumps every non-negligible candidate, which at 10,000 cgroups is 60,000
