@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 
 #: Top first. Prefixes: ``oomd.plugins`` covers every module below it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("cli", ("oomd.__main__", "oomd.cli", "oomd.testing")),
+    ("cli", ("oomd.__main__", "oomd.cli", "oomd.commands", "oomd.testing")),
     ("daemon", ("oomd.daemon", "oomd.scheduler", "oomd.options")),
     ("config", ("oomd.config", "oomd.dropin")),
     ("plugins", ("oomd.plugins",)),

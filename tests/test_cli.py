@@ -541,3 +541,31 @@ def test_console_script_usage_error_exits_1(tmp_path: Path) -> None:
     result = run([str(console_script()), "--bogus"], tmp_path)
     assert result.returncode == 1
     assert result.stderr.startswith("oomd: unrecognized option '--bogus'\n")
+
+
+def test_a_first_argument_naming_a_subcommand_runs_it(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """``oomd NAME ARGS``: the subcommand's main gets the rest of the command line."""
+    import sys
+    import types
+
+    from oomd import cli, commands
+
+    seen: list[list[str]] = []
+    module = types.ModuleType("oomd.commands._hello")
+
+    def hello(argv: Sequence[str]) -> int:
+        seen.append(list(argv))
+        return 7
+
+    module.main = hello  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "oomd.commands._hello", module)
+    monkeypatch.setitem(commands.SUBCOMMANDS, "hello", ("_hello", "say hello"))
+    assert cli.main(["hello", "-C", "x", "--json"]) == 7
+    assert seen == [["-C", "x", "--json"]]
+    # An upstream command line is unchanged: an unknown positional is still an error.
+    assert cli.main(["nosuch"]) == 1
+    assert 'Non-option argument is not supported: "nosuch"' in capfd.readouterr().err
+    assert cli.main(["--help"]) == 0
+    assert "  hello" in capfd.readouterr().err

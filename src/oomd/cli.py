@@ -202,7 +202,9 @@ def parse_args(argv: Sequence[str], dev_block_root: str = iocost.DEV_BLOCK_ROOT)
             if not flag:
                 rest.append(value)
             elif flag in ("-h", "--help"):
-                log.raw(USAGE)
+                from oomd import commands
+
+                log.raw(USAGE + commands.usage())
                 raise UsageExit(0)
             elif flag in ("-v", "--version"):
                 sys.stdout.write(f"v{__version__}\n")
@@ -288,8 +290,15 @@ def stats_client(opts: Options) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args and not args[0].startswith("-"):
+        from oomd import commands
+
+        subcommand = commands.find(args[0])
+        if subcommand is not None:
+            return subcommand(args[1:])
     try:
-        opts = parse_args(sys.argv[1:] if argv is None else argv)
+        opts = parse_args(args)
     except UsageExit as e:
         return e.code
     if opts.dump_stats or opts.reset_stats:

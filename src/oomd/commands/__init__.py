@@ -1,0 +1,35 @@
+"""``oomd SUBCOMMAND ...``: the operator's tools beside the daemon.
+
+Upstream oomd takes no positional argument, so a first argument that names a
+subcommand can never change what an upstream command line means. Each subcommand is a
+module of this package with ``main(argv) -> int`` (argv without the subcommand name),
+imported only when it runs, so the daemon never loads them. Register one in
+:data:`SUBCOMMANDS` with a one-line summary for ``oomd --help``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from typing import cast
+
+#: name -> (module under oomd.commands, one-line summary)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+
+
+def find(name: str) -> Callable[[Sequence[str]], int] | None:
+    """The ``main`` of subcommand ``name``, or None if there is no such subcommand."""
+    entry = SUBCOMMANDS.get(name)
+    if entry is None:
+        return None
+    module = importlib.import_module(f"oomd.commands.{entry[0]}")
+    return cast(Callable[[Sequence[str]], int], module.main)
+
+
+def usage() -> str:
+    """The subcommands section of ``oomd --help`` (empty while there are none)."""
+    if not SUBCOMMANDS:
+        return ""
+    lines = ["", "subcommands (oomd SUBCOMMAND --help for their options):"]
+    lines += [f"  {name:<25}  {summary}" for name, (_, summary) in sorted(SUBCOMMANDS.items())]
+    return "\n".join(lines) + "\n"
