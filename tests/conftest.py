@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from oomd import log
+from tests.support.daemon import Daemons
 from tests.support.harness import Harness
 from tests.support.procs import Spawner
 from tests.support.tree import FakeProc, FakeTree
@@ -81,3 +82,11 @@ def oolog(tmp_path: Path) -> Iterator[Path]:
 @pytest.fixture
 def harness(tree: FakeTree, proc: FakeProc) -> Harness:
     return Harness(tree, proc)
+
+
+@pytest.fixture
+def daemons() -> Iterator[Daemons]:
+    """Starts real daemons (``daemons.start(tree, workdir, *args)``); kills them after."""
+    started = Daemons()
+    yield started
+    started.stop_all()

@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("engine", ("oomd.engine",)),
     ("host", ("oomd.cgroup", "oomd.kill", "oomd.dbus")),
     ("side", ("oomd.stats", "oomd.inotify")),
-    ("base", ("oomd", "oomd.log", "oomd.libc", "oomd.trusted")),
+    ("base", ("oomd", "oomd.cnum", "oomd.log", "oomd.libc", "oomd.trusted")),
 ]
 
 

@@ -9,7 +9,6 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ import pytest
 from oomd import daemon
 from oomd.daemon import LockError, _load_ir, acquire_lock, own_cgroup
 from oomd.options import Options
-from tests.support.daemon import Daemon, our_oomd
+from tests.support.daemon import Daemon, Daemons, run_oomd
 from tests.support.procs import Spawner
 from tests.support.tree import FakeTree
 
@@ -47,29 +46,18 @@ CONFIG = {
 }
 
 
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        d.stop(signal.SIGKILL)
-
-
 def start(
-    daemons: list[Daemon], tree: FakeTree, tmp_path: Path, *args: str, config: object = CONFIG
+    daemons: Daemons, tree: FakeTree, tmp_path: Path, *args: str, config: object = CONFIG
 ) -> Daemon:
     cfg = tmp_path / "oomd.json"
     cfg.write_text(json.dumps(config))
-    argv = [*our_oomd(), "-i", "1", "-D", str(tmp_path / "run"), *args]
-    if config is not None:
-        argv += ["-C", str(cfg)]
-    d = Daemon(argv, tree.root, tmp_path)
-    daemons.append(d)
-    return d
+    return daemons.start(
+        tree.root, tmp_path, "-i", "1", "-D", str(tmp_path / "run"), "-C", str(cfg), *args
+    )
 
 
 def test_daemon_kills_exactly_the_chosen_cgroup(
-    tree: FakeTree, tmp_path: Path, spawner: Spawner, daemons: list[Daemon]
+    tree: FakeTree, tmp_path: Path, spawner: Spawner, daemons: Daemons
 ) -> None:
     small, big1, big2 = spawner.sleeper(), spawner.sleeper(), spawner.sleeper()
     tree.cgroup("workload.slice", pressure=(60, 50, 40))
@@ -99,9 +87,7 @@ def test_daemon_kills_exactly_the_chosen_cgroup(
     assert tree.get_xattr("workload.slice/big.service", "trusted.oomd_ooms") == b"1"
     assert tree.get_xattr("workload.slice/small.service", "trusted.oomd_ooms") is None
     # The stats socket of the running daemon, through our own client.
-    dump = subprocess.run(
-        [*our_oomd(), "-d", "-D", str(tmp_path / "run")], capture_output=True, text=True, timeout=30
-    )
+    dump = run_oomd("-d", "-D", str(tmp_path / "run"))
     assert dump.returncode == 0, dump.stderr
     assert '\t"oomd.kills" : 1\n' in dump.stdout
     status = daemon.stop(signal.SIGTERM)
@@ -111,7 +97,7 @@ def test_daemon_kills_exactly_the_chosen_cgroup(
 
 
 def test_dry_run_flag_is_announced_first_and_kills_nothing(
-    tree: FakeTree, tmp_path: Path, spawner: Spawner, daemons: list[Daemon]
+    tree: FakeTree, tmp_path: Path, spawner: Spawner, daemons: Daemons
 ) -> None:
     victim = spawner.sleeper()
     tree.cgroup("workload.slice", pressure=(60, 50, 40))
@@ -127,37 +113,25 @@ def test_dry_run_flag_is_announced_first_and_kills_nothing(
     assert "oomd running with conf_file=" in first and "--dry-run" in first
 
 
-def test_second_instance_refuses_to_start(
-    tree: FakeTree, tmp_path: Path, daemons: list[Daemon]
-) -> None:
+def test_second_instance_refuses_to_start(tree: FakeTree, tmp_path: Path, daemons: Daemons) -> None:
     tree.cgroup("workload.slice")
     first = start(daemons, tree, tmp_path)
     assert first.wait_for(lambda: "Running oomd" in first.stderr()), first.stderr()
     second_dir = tmp_path / "second"
     second_dir.mkdir()
-    second = Daemon(
-        [
-            *our_oomd(),
-            "-i",
-            "1",
-            "-D",
-            str(tmp_path / "run"),
-            "-C",
-            str(tmp_path / "oomd.json"),
-            "-f",
-            "MOUNT",
-        ],
+    second = daemons.start(
         tree.root,
         second_dir,
+        *("-i", "1", "-D", str(tmp_path / "run"), "-C", str(tmp_path / "oomd.json")),
+        *("-f", "MOUNT"),
     )
-    daemons.append(second)
     assert second.proc.wait(20) == 1
     assert 'Failed to acquire exclusive runtime lock="' in second.stderr()
     assert "another oomd" in second.stderr()
 
 
 def test_config_that_fails_to_compile_exits_3(
-    tree: FakeTree, tmp_path: Path, daemons: list[Daemon]
+    tree: FakeTree, tmp_path: Path, daemons: Daemons
 ) -> None:
     bad = {
         "rulesets": [
@@ -172,21 +146,9 @@ def test_config_that_fails_to_compile_exits_3(
 def test_cgroup_fs_outside_cgroup2_is_refused_naming_the_mount(tmp_path: Path) -> None:
     cfg = tmp_path / "c.json"
     cfg.write_text("{}")
-    result = subprocess.run(
-        [
-            *our_oomd(),
-            "-f",
-            str(tmp_path),
-            "-C",
-            str(cfg),
-            "-D",
-            str(tmp_path / "run"),
-            "--kmsg-override",
-            str(tmp_path / "k"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
+    result = run_oomd(
+        *("-f", str(tmp_path), "-C", str(cfg), "-D", str(tmp_path / "run")),
+        *("--kmsg-override", str(tmp_path / "k")),
     )
     assert result.returncode == 3
     assert f"{tmp_path} is not a valid cgroup2 filesystem" in result.stderr
@@ -194,12 +156,7 @@ def test_cgroup_fs_outside_cgroup2_is_refused_naming_the_mount(tmp_path: Path) -
 
 
 def test_unwritable_kmsg_exits_1(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [*our_oomd(), "--kmsg-override", str(tmp_path / "missing-dir" / "k")],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run_oomd("--kmsg-override", str(tmp_path / "missing-dir" / "k"))
     assert result.returncode == 1
     assert "Unable to open outfile" in result.stderr
 
@@ -244,7 +201,7 @@ def test_runtime_lock_is_exclusive_and_names_the_holder(tmp_path: Path) -> None:
 
 
 def test_drop_in_written_while_running_takes_effect(
-    tree: FakeTree, tmp_path: Path, spawner: Spawner, daemons: list[Daemon]
+    tree: FakeTree, tmp_path: Path, spawner: Spawner, daemons: Daemons
 ) -> None:
     """-w DIR: a drop-in that replaces the actions makes the daemon kill elsewhere."""
     quiet = {
@@ -336,19 +293,9 @@ def test_oom_score_adj_is_set_or_warned_about(tmp_path: Path, oolog: Path) -> No
 
 def test_daemon_with_an_unreadable_config_exits_3(tmp_path: Path) -> None:
     """Upstream's "can't recover" status in daemon mode (-c would exit 1)."""
-    result = subprocess.run(
-        [
-            *our_oomd(),
-            "-C",
-            str(tmp_path / "absent.json"),
-            "-D",
-            str(tmp_path / "run"),
-            "--kmsg-override",
-            str(tmp_path / "k"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
+    result = run_oomd(
+        *("-C", str(tmp_path / "absent.json"), "-D", str(tmp_path / "run")),
+        *("--kmsg-override", str(tmp_path / "k")),
     )
     assert result.returncode == 3, result.stderr
     assert f"Could not open confg_file={tmp_path / 'absent.json'}" in result.stderr

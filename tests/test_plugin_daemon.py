@@ -9,14 +9,10 @@ import json
 import os
 import re
 import signal
-import subprocess
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.support.daemon import Daemon, our_oomd
+from tests.support.daemon import Daemons, run_oomd
 from tests.support.procs import Spawner
 from tests.support.tree import FakeTree
 
@@ -113,14 +109,6 @@ BAD_DROPIN = {
 }
 
 
-@pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
-    yield started
-    for d in started:
-        d.stop(signal.SIGKILL)
-
-
 def private_dir(path: Path, files: dict[str, str], mode: int = 0o755) -> Path:
     path.mkdir()
     for name, text in files.items():
@@ -131,7 +119,7 @@ def private_dir(path: Path, files: dict[str, str], mode: int = 0o755) -> Path:
 
 
 def test_example_plugins_protect_the_workload_while_broken_plugins_cannot_stop_anything(
-    tree: FakeTree, tmp_path: Path, spawner: Spawner, daemons: list[Daemon]
+    tree: FakeTree, tmp_path: Path, spawner: Spawner, daemons: Daemons
 ) -> None:
     many = [spawner.sleeper() for _ in range(3)]
     few = spawner.sleeper()
@@ -155,24 +143,12 @@ def test_example_plugins_protect_the_workload_while_broken_plugins_cannot_stop_a
     config = tmp_path / "oomd.json"
     config.write_text(json.dumps(CONFIG))
     run_dir = tmp_path / "run"
-    daemon = Daemon(
-        [
-            *our_oomd(),
-            "-i",
-            "1",
-            "-D",
-            str(run_dir),
-            "-C",
-            str(config),
-            "--plugin-dir",
-            str(plugins),
-            "-w",
-            str(dropins),
-        ],
+    daemon = daemons.start(
         tree.root,
         tmp_path,
+        *("-i", "1", "-D", str(run_dir), "-C", str(config)),
+        *("--plugin-dir", str(plugins), "-w", str(dropins)),
     )
-    daemons.append(daemon)
 
     def kills() -> list[str]:
         return [line for line in daemon.kmsg() if line.startswith("oomd kill:")]
@@ -216,9 +192,7 @@ def test_example_plugins_protect_the_workload_while_broken_plugins_cannot_stop_a
     assert 'arg "percent": must be between 1 and 100, not 500' in err
     assert "Failed to inject drop in config=bad.json into engine; the running rules are" in err
 
-    dump = subprocess.run(
-        [*our_oomd(), "-d", "-D", str(run_dir)], capture_output=True, text=True, timeout=30
-    )
+    dump = run_oomd("-d", "-D", str(run_dir))
     assert dump.returncode == 0, dump.stderr
     stats = json.loads(dump.stdout)
     assert stats["oomd.kills"] == 1
@@ -234,25 +208,16 @@ def test_example_plugins_protect_the_workload_while_broken_plugins_cannot_stop_a
 
 
 def test_daemon_refuses_to_start_with_an_unsafe_plugin_dir(
-    tree: FakeTree, tmp_path: Path, daemons: list[Daemon]
+    tree: FakeTree, tmp_path: Path, daemons: Daemons
 ) -> None:
     plugins = private_dir(tmp_path / "plugins", {"broken.py": BROKEN_PLUGINS}, mode=0o777)
     config = tmp_path / "oomd.json"
     config.write_text(json.dumps(CONFIG))
-    daemon = Daemon(
-        [
-            *our_oomd(),
-            "-D",
-            str(tmp_path / "run"),
-            "-C",
-            str(config),
-            "--plugin-dir",
-            str(plugins),
-        ],
+    daemon = daemons.start(
         tree.root,
         tmp_path,
+        *("-D", str(tmp_path / "run"), "-C", str(config), "--plugin-dir", str(plugins)),
     )
-    daemons.append(daemon)
     assert daemon.proc.wait(30) == 3
     err = daemon.stderr()
     assert f"refusing plugin dir {plugins}: writable by its group or others (mode 0777)" in err

@@ -22,8 +22,8 @@ from oomd.cgroup.triggers import (
     Watch,
     unprivileged_form,
 )
-from tests.support import realcg
-from tests.support.daemon import our_oomd
+from tests.support import real_cgroups
+from tests.support.daemon import Daemons
 from tests.support.tree import FakeProc, FakeTree, psi_text
 
 CGROUP2_MAGIC = 0x63677270
@@ -148,11 +148,11 @@ def test_without_a_daemon_nothing_is_watched(tree: FakeTree) -> None:
 
 
 def test_real_trigger_registration_and_cgroup_removal() -> None:
-    root = realcg.cgroup2_root()
+    root = real_cgroups.cgroup2_root()
     lines: list[str] = []
     triggers = PressureTriggers(log=lines.append)
     path = os.path.join(root, f"oomd-trigger-{os.getpid()}")
-    with realcg.made_dir(path):
+    with real_cgroups.made_dir(path):
         watch = Watch(path + "/memory.pressure", "some", 150_000, 1_000_000)
         trigger = triggers.want(watch)
         if trigger is None:
@@ -172,7 +172,7 @@ def test_real_trigger_registration_and_cgroup_removal() -> None:
 
 
 def test_real_system_trigger_uses_proc_pressure_or_the_root_cgroup() -> None:
-    root = realcg.cgroup2_root()
+    root = real_cgroups.cgroup2_root()
     lines: list[str] = []
     ctx = OomdContext(root)
     ctx.triggers = PressureTriggers(log=lines.append)
@@ -189,13 +189,13 @@ def test_real_system_trigger_uses_proc_pressure_or_the_root_cgroup() -> None:
     ctx.close()
 
 
-def test_memory_stall_in_a_real_cgroup_runs_an_early_tick(tmp_path: Path) -> None:
+def test_memory_stall_in_a_real_cgroup_runs_an_early_tick(tmp_path: Path, daemons: Daemons) -> None:
     """The daemon ticks every 60 s; a process that stalls on memory in its own cgroup
     (limited by memory.max, or by the v1 memory controller on hybrid hosts) fires the
     pressure_trigger detector within seconds, on an early tick."""
-    thrash = realcg.disk_file(tmp_path, 64)
-    with realcg.limited_cgroup("oomd-psi-stall", 48) as (cg2, procs_files):
-        mount_point = realcg.cgroup2_root()
+    thrash = real_cgroups.disk_file(tmp_path, 64)
+    with real_cgroups.limited_cgroup("oomd-psi-stall", 48) as (cg2, procs_files):
+        mount_point = real_cgroups.cgroup2_root()
         name = os.path.relpath(cg2, mount_point)
         config = {
             "rulesets": [
@@ -222,14 +222,13 @@ def test_memory_stall_in_a_real_cgroup_runs_an_early_tick(tmp_path: Path) -> Non
         }
         conf = tmp_path / "oomd.json"
         conf.write_text(json.dumps(config))
-        stderr = tmp_path / "stderr"
-        argv = [
-            *our_oomd(),
+        daemon = daemons.start(
+            None,
+            tmp_path,
             *("-C", str(conf), "-i", "60", "-f", mount_point, "--dry-run"),
-            *("-D", str(tmp_path / "run"), "--kmsg-override", str(tmp_path / "kmsg")),
-        ]
-        with open(stderr, "wb") as err:
-            daemon = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=err)
+            *("-D", str(tmp_path / "run")),
+        )
+        stderr = daemon.stderr_path
         hog: subprocess.Popen[bytes] | None = None
         try:
             if not _wait_for(stderr, ("PSI trigger registered", "No PSI trigger"), 20):
@@ -237,7 +236,7 @@ def test_memory_stall_in_a_real_cgroup_runs_an_early_tick(tmp_path: Path) -> Non
             if "No PSI trigger" in stderr.read_text():
                 pytest.skip("the kernel accepts no PSI trigger here: " + stderr.read_text())
             started = time.monotonic()
-            hog = realcg.spawn_hog(procs_files, 36, thrash, 20)
+            hog = real_cgroups.spawn_hog(procs_files, 36, thrash, 20)
             fired = _wait_for(stderr, ("pressure trigger (some 50 ms per 2000 ms) fired",), 20)
             elapsed = time.monotonic() - started
             text = stderr.read_text()
@@ -257,13 +256,8 @@ def test_memory_stall_in_a_real_cgroup_runs_an_early_tick(tmp_path: Path) -> Non
             assert elapsed < 20
         finally:
             if hog is not None:
-                realcg.stop(hog)
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(10)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
+                real_cgroups.stop(hog)
+            daemon.stop(signal.SIGTERM)
             thrash.unlink(missing_ok=True)
 
 

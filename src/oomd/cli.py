@@ -14,8 +14,8 @@ from collections.abc import Iterator, Sequence
 
 from oomd import __version__, log
 from oomd.cgroup import iocost
-from oomd.cgroup.fs import c_int_prefix
 from oomd.cgroup.mount import DEFAULT_CGROUP_FS
+from oomd.cnum import INT32_MAX, c_int_prefix
 from oomd.options import (
     Options,
 )
@@ -154,7 +154,7 @@ def getopt_long(argv: Sequence[str]) -> Iterator[tuple[str, str]]:
 def _parse_interval(value: str) -> int | None:
     """Upstream reads -i with stoi and insists the whole string was used."""
     parsed = c_int_prefix(value)
-    if parsed is None or parsed[1] or not 1 <= parsed[0] <= 2**31 - 1:
+    if parsed is None or parsed[1] or not 1 <= parsed[0] <= INT32_MAX:
         return None
     return parsed[0]
 

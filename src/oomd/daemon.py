@@ -10,11 +10,9 @@ HEAD, so the exit status is 128 + signal).
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import fcntl
 import os
-import select
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -226,16 +224,6 @@ class _Signals:
         signal.signal(signal.SIGINT, handler)
         signal.set_wakeup_fd(w, warn_on_full_buffer=False)
         return self
-
-    def wait(self, timeout: float) -> None:
-        if self.received or timeout <= 0:
-            return
-        poller = select.poll()
-        poller.register(self.read_fd, select.POLLIN)
-        with contextlib.suppress(InterruptedError):
-            poller.poll(timeout * 1000)
-        with contextlib.suppress(BlockingIOError):
-            os.read(self.read_fd, 512)
 
 
 def run(opts: Options) -> int:

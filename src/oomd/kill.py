@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from oomd import log
 from oomd.cgroup import fs
+from oomd.cnum import c_int
 from oomd.libc import libc
 
 MAX_PASSES = 10
@@ -334,7 +335,7 @@ def set_xattr(path: str, name: str, value: str) -> bool:
 def add_to_xattr(path: str, name: str, delta: int) -> None:
     """Add ``delta`` to a decimal counter xattr (missing, empty or garbage = 0)."""
     try:
-        current = fs.c_int(os.getxattr(path, name)) or 0
+        current = c_int(os.getxattr(path, name)) or 0
     except OSError:
         current = 0
     set_xattr(path, name, str(current + delta))

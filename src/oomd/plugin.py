@@ -38,6 +38,7 @@ from oomd.cgroup.context import (
 from oomd.cgroup.fs import ZERO_PRESSURE, Pressure
 from oomd.cgroup.path import CgroupPath, CgroupPattern
 from oomd.cgroup.system import SystemContext
+from oomd.cnum import to_float32
 from oomd.engine.args import (
     CGROUP_ARG,
     RULESET_CGROUP_ARG,
@@ -59,7 +60,6 @@ from oomd.engine.args import (
     parse_unsigned_int,
     positive,
     require_cgroups,
-    to_float32,
 )
 from oomd.engine.kill_base import KILL_ARGS, KillPlugin, fmt_float, sort_with_preferences
 from oomd.engine.plugin import (

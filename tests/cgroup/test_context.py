@@ -16,10 +16,11 @@ from oomd.cgroup.context import (
     KillPreference,
     OomdContext,
 )
-from oomd.cgroup.fs import INT64_MAX, IoStat
+from oomd.cgroup.fs import IoStat
 from oomd.cgroup.iocost import DeviceType, IoCostCoeffs
 from oomd.cgroup.path import CgroupPath, CgroupPattern
 from oomd.cgroup.system import SystemContext
+from oomd.cnum import INT64_MAX
 from tests.support.tree import FakeProc, FakeTree
 
 GiB = 1 << 30

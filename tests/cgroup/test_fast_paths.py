@@ -15,6 +15,7 @@ from oomd.cgroup.context import OomdContext
 from oomd.cgroup.fs import Pressure
 from oomd.cgroup.path import CgroupPath, CgroupPattern
 from oomd.cgroup.system import SystemContext
+from oomd.cnum import INT64_MAX
 from oomd.engine import kill_base
 from tests.support.harness import Harness, plugin, ruleset
 from tests.support.tree import FakeProc, FakeTree, psi_text
@@ -74,10 +75,10 @@ def test_pressure_averages_share_float_objects() -> None:
     ("data", "expected"),
     [
         (b"0\n", 0),
-        (b"max\n", fs.INT64_MAX),
+        (b"max\n", INT64_MAX),
         (b"123\n", 123),
         (b"123", 123),
-        (b"max", fs.INT64_MAX),
+        (b"max", INT64_MAX),
         (b"\n", None),
         (b"1\n2\n", None),
         (b" 42\n", 42),

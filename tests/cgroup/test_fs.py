@@ -6,13 +6,13 @@ Upstream reference: ``src/oomd/util/FsTest.cpp`` and the file formats of
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
 
 from oomd.cgroup import fs
-from oomd.cgroup.fs import INT64_MAX, IoStat, KeyedValues, Pressure
+from oomd.cgroup.fs import IoStat, KeyedValues, Pressure
+from oomd.cnum import INT64_MAX
 
 # The /proc/meminfo of upstream's FsFixture (49 lines, HugePages_* without a unit).
 MEMINFO = b"""MemTotal:       58616708 kB
@@ -146,124 +146,6 @@ def test_read_bytes_reads_files_larger_than_one_chunk_whole(tmp_path: Path, size
     f = tmp_path / "big"
     f.write_bytes(data)
     assert fs.read_bytes(str(f)) == data
-
-
-# --- C number parsing ------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("data", "expected"),
-    [
-        (b"12", 12),
-        (b" 12abc", 12),
-        (b"\t\n 7", 7),
-        (b"-5", -5),
-        (b"+5", 5),
-        (b"0012", 12),
-        (b"123\n", 123),
-        (b"987654321\n", 987654321),
-        (b"9223372036854775807", INT64_MAX),
-        (b"12 34", 12),
-        (b"5.9", 5),
-    ],
-)
-def test_c_int_has_stoll_prefix_semantics(data: bytes, expected: int) -> None:
-    """Reference 4.4: single-value files are parsed with ``stoll`` (leading space,
-    sign, longest digit prefix, trailing garbage ignored)."""
-    assert fs.c_int(data) == expected
-
-
-@pytest.mark.parametrize("data", [b"", b"abc", b"max", b"-", b"+", b"  ", b"x12", b"- 5"])
-def test_c_int_without_digits_is_none(data: bytes) -> None:
-    """``stoll`` throws when nothing converts; here that is absent (reference 4.10)."""
-    assert fs.c_int(data) is None
-
-
-def test_c_int_stops_at_underscore_like_stoll() -> None:
-    """``stoll("1_000")`` converts only the digit prefix ``1``; Python's ``int()``
-    would accept the underscore as a digit separator (reference 4.4: stoll)."""
-    assert fs.c_int(b"1_000") == 1
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("42", (42, "")),
-        ("  -17rest", (-17, "rest")),
-        ("+3%", (3, "%")),
-        ("50x%", (50, "x%")),
-        ("0 1", (0, " 1")),
-    ],
-)
-def test_c_int_prefix_returns_value_and_rest(text: str, expected: tuple[int, str]) -> None:
-    """Reference 4.9: ``stoi`` on ``"50x%"`` reads 50 and leaves the rest."""
-    assert fs.c_int_prefix(text) == expected
-
-
-@pytest.mark.parametrize("text", ["", "abc", "-", " + 1", "%5"])
-def test_c_int_prefix_without_digits_is_none(text: str) -> None:
-    """No digits: nothing converts (``stoi`` would throw)."""
-    assert fs.c_int_prefix(text) is None
-
-
-@pytest.mark.parametrize(
-    ("text", "value", "rest"),
-    [
-        ("1.5", 1.5, ""),
-        ("  1.5abc", 1.5, "abc"),
-        ("-2.25x", -2.25, "x"),
-        (".5", 0.5, ""),
-        ("5.", 5.0, ""),
-        ("1e3", 1000.0, ""),
-        ("1.5E+2z", 150.0, "z"),
-        ("2e-1", 0.2, ""),
-        ("1e", 1.0, "e"),
-        ("1e+", 1.0, "e+"),
-        ("0x10", 16.0, ""),
-        ("0x1.8p1", 3.0, ""),
-        ("0XAp-1", 5.0, ""),
-        ("0x.8", 0.5, ""),
-        ("-0x1p4rest", -16.0, "rest"),
-        ("0x1p", 1.0, "p"),
-        ("0x", 0.0, "x"),
-        ("0xg", 0.0, "xg"),
-        ("inf", math.inf, ""),
-        ("-INF", -math.inf, ""),
-        ("infinity!", math.inf, "!"),
-        ("infinit", math.inf, "init"),
-        ("1e999", math.inf, ""),
-    ],
-)
-def test_c_float_prefix_has_strtod_semantics(text: str, value: float, rest: str) -> None:
-    """Reference 2.3/4.9: ``strtod``-style prefix parsing (hex floats, inf,
-    exponents only when complete, unparsed rest returned)."""
-    assert fs.c_float_prefix(text) == (value, rest)
-
-
-@pytest.mark.parametrize(("text", "rest"), [("nan", ""), ("-NaN", ""), ("nan(0x1)z", "z")])
-def test_c_float_prefix_parses_nan(text: str, rest: str) -> None:
-    """``strtod`` accepts ``nan`` and ``nan(chars)``."""
-    parsed = fs.c_float_prefix(text)
-    assert parsed is not None
-    assert math.isnan(parsed[0])
-    assert parsed[1] == rest
-
-
-@pytest.mark.parametrize("text", ["", ".", "e5", "-", "abc", "+-1", " .e1", "in"])
-def test_c_float_prefix_without_a_number_is_none(text: str) -> None:
-    """No conversion possible: ``strtod`` consumes nothing."""
-    assert fs.c_float_prefix(text) is None
-
-
-def test_c_float_prefix_hex_overflow_is_infinity_not_an_exception() -> None:
-    """``strtod("0x1p99999")`` returns HUGE_VAL (inf, ERANGE); the module promises that
-    nothing raises for bad input (module docstring), like ``1e999`` which gives inf."""
-    assert fs.c_float_prefix("0x1p99999") == (math.inf, "")
-
-
-def test_c_float_prefix_hex_underflow_is_zero() -> None:
-    """A tiny hex float underflows to 0 as ``strtod`` does."""
-    assert fs.c_float_prefix("0x1p-99999") == (0.0, "")
 
 
 # --- single values and limits ----------------------------------------------------

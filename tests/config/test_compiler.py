@@ -596,6 +596,36 @@ def test_empty_prekill_hooks_list_is_fine(env: PluginEnv) -> None:
     compile_root({"rulesets": [ruleset()], "prekill_hooks": []}, env)
 
 
+def test_a_further_registry_compiles_through_the_same_checks(env: PluginEnv) -> None:
+    """The compiler is generic over its registries (plugins, prekill hooks, the
+    post-kill hooks to come): a new one needs a Registry, not new code paths."""
+    from oomd.config.compiler import PREKILL_HOOKS, Registry, _Compiler
+    from oomd.config.ir import ConfigIR, PluginIR
+    from oomd.engine.prekill import PrekillHook
+
+    kind = Registry(PREKILL_HOOKS.lookup, PrekillHook, "No such hook {name}")
+    compiler = _Compiler(ConfigIR(source=SOURCE), env)
+    built = compiler.plugins(
+        [
+            PluginIR("dummy_prekill_hook", {"cgroup": "a", "xattr": "x"}),
+            PluginIR("continue", {}),
+            PluginIR("dummy_prekill_hook", {"cgroup": "a", "bogus": "1"}),
+        ],
+        kind,
+        "post-kill hook",
+    )
+    assert [type(hook).__name__ for hook in built] == ["DummyPrekillHook"]
+    assert compiler.problems == [
+        f'{SOURCE}: post-kill hook #2: plugin "continue": No such hook continue',
+        f'{SOURCE}: post-kill hook #3: plugin "dummy_prekill_hook": '
+        'Unknown arg "bogus" (known args: cgroup, xattr)',
+    ]
+    # A class of the wrong kind is refused, never built.
+    wrong = Registry(lambda _name: Plugin, PrekillHook, "")
+    assert compiler.plugins([PluginIR("p", {})], wrong, "hook") == []
+    assert compiler.problems[-1] == f'{SOURCE}: hook #1: plugin "p": Plugin is not a PrekillHook'
+
+
 # -- host capabilities ----------------------------------------------------------------------
 
 

@@ -26,6 +26,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.daemon import our_oomd
+
 CG = Path("/sys/fs/cgroup")
 MiB = 1 << 20
 
@@ -46,12 +48,6 @@ requires_guest = pytest.mark.skipif(
     reason="real-kernel e2e test: runs only inside the oomdvm guest (OOMDVM=1, pure "
     "cgroup2 with memory, PSI, swap), which tests/test_e2e_vm.py boots",
 )
-
-
-def oomd_argv() -> list[str]:
-    """The installed console script next to this interpreter, else ``python -m oomd``."""
-    script = Path(sys.executable).with_name("oomd")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "oomd"]
 
 
 def missing_plugins(*names: str) -> list[str]:
@@ -188,7 +184,7 @@ class Daemon:
         self.kmsg_path = workdir / "kmsg"
         self.stderr_path = workdir / "oomd.stderr"
         self.cgroup = cgroup
-        argv = [*oomd_argv(), "-C", str(self.config_path), "-i", str(interval)]
+        argv = [*our_oomd(), "-C", str(self.config_path), "-i", str(interval)]
         argv += ["--kmsg-override", str(self.kmsg_path), "-D", str(workdir / "run")]
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(

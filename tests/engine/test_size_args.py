@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import pytest
 
+from oomd.cnum import to_float32
 from oomd.engine.args import (
     SizeOrPercent,
     parse_float32,
     parse_size,
     parse_size_or_percent,
-    to_float32,
 )
 from oomd.engine.plugin import PluginEnv
 

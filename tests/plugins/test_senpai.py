@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 
 from oomd.cgroup.fs import Pressure
+from oomd.cnum import INT64_MAX
 from oomd.config.errors import ConfigError
 from oomd.engine.plugin import PluginRet
 from oomd.plugins.senpai import (
-    INT64_MAX,
     Adjustment,
     CgroupState,
     Host,

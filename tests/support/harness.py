@@ -42,7 +42,6 @@ class Harness:
             system=SystemContext(proc.path),
             kmsg=self.kmsg,
             stats=self.stats,
-            sleep=lambda _s: None,
             controllers=None,
             sysrq_trigger=str(tree.root.parent / "sysrq-trigger"),
         )

@@ -31,7 +31,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from oomd.cgroup import fs
-from oomd.cgroup.fs import INT64_MAX, IoStat, KeyedValues, Pressure
+from oomd.cgroup.fs import IoStat, KeyedValues, Pressure
 from oomd.cgroup.iocost import (
     DEFAULT_HDD_COEFFS,
     DEFAULT_SSD_COEFFS,
@@ -42,6 +42,7 @@ from oomd.cgroup.iocost import (
 from oomd.cgroup.path import CgroupPath, CgroupPattern
 from oomd.cgroup.system import SystemContext
 from oomd.cgroup.triggers import Watch, is_cgroup2
+from oomd.cnum import INT64_MAX
 
 if TYPE_CHECKING:
     from oomd.cgroup.triggers import PressureTriggers, Trigger

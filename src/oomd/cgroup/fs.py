@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from typing import NamedTuple
 
-INT64_MAX = 2**63 - 1
+from oomd.cnum import INT64_MAX, c_int
 
 _READ_SIZE = 65536
 _O_READ = os.O_RDONLY | os.O_CLOEXEC
@@ -71,64 +71,6 @@ def write_control(path: str, text: str) -> None:
         os.write(fd, text.encode())
     finally:
         os.close(fd)
-
-
-# --- C-style number parsing -------------------------------------------------------
-
-_C_INT = re.compile(rb"\s*([+-]?\d+)")
-_C_INT_STR = re.compile(r"[ \t\n\v\f\r]*([+-]?[0-9]+)")
-
-
-def c_int(data: bytes) -> int | None:
-    """``stoll`` semantics: skip leading space, optional sign, longest digit prefix;
-    trailing garbage ignored; None when there are no digits."""
-    if b"_" not in data:  # int() would accept "1_000"; stoll stops at the "_"
-        try:
-            return int(data)
-        except ValueError:
-            pass
-    m = _C_INT.match(data)
-    return int(m.group(1)) if m else None
-
-
-def c_int_prefix(text: str) -> tuple[int, str] | None:
-    """Parse a C integer prefix of ``text``: (value, unparsed rest) or None."""
-    m = _C_INT_STR.match(text)
-    if not m:
-        return None
-    return int(m.group(1)), text[m.end() :]
-
-
-_C_FLOAT_STR = re.compile(
-    r"[ \t\n\v\f\r]*([+-]?(?:"
-    r"0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?"
-    r"|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
-    r"|inf(?:inity)?|nan(?:\([0-9A-Za-z_]*\))?))",
-    re.IGNORECASE,
-)
-
-
-def c_float_prefix(text: str) -> tuple[float, str] | None:
-    """``strtod`` prefix semantics (hex floats, inf, nan): (value, rest) or None."""
-    m = _C_FLOAT_STR.match(text)
-    if not m:
-        return None
-    token = m.group(1)
-    body = token.lstrip("+-")
-    sign = -1.0 if token.startswith("-") else 1.0
-    if body[:2].lower() == "0x":
-        mantissa, _, exponent = body[2:].lower().partition("p")
-        if "." not in mantissa:
-            mantissa += "."
-        try:
-            value = float.fromhex("0x" + mantissa + "p" + (exponent or "0"))
-        except OverflowError:
-            value = float("inf")
-    elif body.lower().startswith("nan"):
-        value = float("nan")
-    else:
-        value = float(body)
-    return sign * value, text[m.end() :]
 
 
 # --- cgroup file parsers ----------------------------------------------------------

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from oomd.cgroup import fs
+from oomd.cnum import c_float_prefix
 
 
 class DeviceType(IntEnum):
@@ -95,7 +96,7 @@ def parse_coeffs(text: str) -> IoCostCoeffs:
     """``--ssd-coeffs``/``--hdd-coeffs``; ValueError naming the bad item."""
     values: list[float] = []
     for item in [part for part in text.split(",") if part][:6]:
-        parsed = fs.c_float_prefix(item)
+        parsed = c_float_prefix(item)
         if parsed is None:
             raise ValueError(f"{item!r} is not a number")
         value = parsed[0]

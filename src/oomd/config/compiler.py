@@ -8,15 +8,14 @@ The checks and their order per ruleset follow upstream's ``ConfigCompiler.cpp``.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from oomd import log
 from oomd.cgroup.path import parse_pattern_list
 from oomd.config.errors import ConfigError
-from oomd.config.ir import ConfigIR, PluginIR, RulesetIR
+from oomd.config.ir import ConfigIR, DetectorGroupIR, PluginIR, RulesetIR
 from oomd.engine.args import parse_int
 from oomd.engine.engine import DropInUnit, Engine
 from oomd.engine.plugin import ArgError, Plugin, PluginEnv, PluginInitError
@@ -28,12 +27,69 @@ DEFAULT_POST_ACTION_DELAY = 15
 DEFAULT_PREKILL_HOOK_TIMEOUT = 5
 
 
-@dataclass
 class Compiled:
-    engine: Engine
-    #: Non-fatal findings, each with its location (lenient arg values, plugins that
-    #: cannot work on this host, ...).
-    warnings: list[str] = field(default_factory=list)
+    __slots__ = ("engine", "warnings")
+
+    def __init__(self, engine: Engine, warnings: list[str] | None = None) -> None:
+        self.engine = engine
+        #: Non-fatal findings, each with its location (lenient arg values, plugins
+        #: that cannot work on this host, ...).
+        self.warnings: list[str] = [] if warnings is None else warnings
+
+
+P = TypeVar("P", bound=Plugin)
+
+
+class Registry(Generic[P]):
+    """A namespace of plugin names the compiler builds from: its lookup, the base
+    class its entries share, where a name comes from (third-party plugins), and the
+    message for a name it does not know (``{name}`` is replaced)."""
+
+    __slots__ = ("base", "lookup", "origin", "unknown")
+
+    def __init__(
+        self,
+        lookup: Callable[[str], type[Plugin] | None],
+        base: type[P],
+        unknown: str,
+        origin: Callable[[str], str | None] = lambda _name: None,
+    ) -> None:
+        self.lookup = lookup
+        self.base = base
+        self.unknown = unknown
+        self.origin = origin
+
+
+#: The rulesets' detectors and actions.
+PLUGINS: Registry[Plugin] = Registry(
+    registry.get, Plugin, "Could not locate plugin={name} in plugin registry", registry.origin
+)
+#: The config's ``prekill_hooks`` (a separate namespace, as upstream).
+PREKILL_HOOKS: Registry[PrekillHook] = Registry(
+    registry.get_hook, PrekillHook, 'Unknown PrekillHook "{name}"'
+)
+
+
+def _ruleset_ir(
+    ir: RulesetIR,
+    *,
+    detector_groups: tuple[DetectorGroupIR, ...] | None = None,
+    actions: tuple[PluginIR, ...] | None = None,
+    cgroup: str | None = None,
+    xattr_filter: str | None = None,
+) -> RulesetIR:
+    """A copy of ``ir`` with the given fields replaced."""
+    return RulesetIR(
+        name=ir.name,
+        detector_groups=ir.detector_groups if detector_groups is None else detector_groups,
+        actions=ir.actions if actions is None else actions,
+        dropin=ir.dropin,
+        silence_logs=ir.silence_logs,
+        post_action_delay=ir.post_action_delay,
+        prekill_hook_timeout=ir.prekill_hook_timeout,
+        cgroup=ir.cgroup if cgroup is None else cgroup,
+        xattr_filter=ir.xattr_filter if xattr_filter is None else xattr_filter,
+    )
 
 
 def _describe_error(e: Exception) -> str:
@@ -58,25 +114,30 @@ class _Compiler:
     def warn(self, where: str, message: str) -> None:
         self.warnings.append(f"{self.ir.source}: {where}: {message}")
 
-    def plugin(
-        self, ir: PluginIR, where: str, lookup: Callable[[str], type[Plugin] | None] = registry.get
-    ) -> Plugin | None:
+    def drain_notes(self, where: str, prefix: str = "") -> None:
+        """Turn the arg parsers' remarks (``env.notes``) into warnings at ``where``."""
+        for note in self.env.notes:
+            self.warn(where, prefix + note)
+        self.env.notes.clear()
+
+    def plugin(self, ir: PluginIR, where: str, kind: Registry[P]) -> P | None:
         if not ir.name:
             self.fail(where, "Plugin is missing name")
             return None
         where = f'{where}: plugin "{ir.name}"'
         try:
-            cls = lookup(ir.name)
+            found = kind.lookup(ir.name)
         except registry.PluginLoadError as e:
             for problem in e.problems:
                 self.fail(where, problem)
             return None
-        if cls is None:
-            if lookup is registry.get:
-                self.fail(where, f"Could not locate plugin={ir.name} in plugin registry")
-            else:
-                self.fail(where, f'Unknown PrekillHook "{ir.name}"')
+        if found is None:
+            self.fail(where, kind.unknown.format(name=ir.name))
             return None
+        if not issubclass(found, kind.base):
+            self.fail(where, f"{found.__qualname__} is not a {kind.base.__name__}")
+            return None
+        cls: type[P] = found
         ok = True
         for arg in ir.bad_args:
             self.fail(
@@ -132,9 +193,7 @@ class _Compiler:
                         where, f'arg "{key}": {value!r} could not be parsed: {_describe_error(e)}'
                     )
                     ok = False
-                for note in self.env.notes:
-                    self.warn(where, f'arg "{key}": {note}')
-                self.env.notes.clear()
+                self.drain_notes(where, f'arg "{key}": ')
         if not ok:
             return None
         try:
@@ -150,11 +209,8 @@ class _Compiler:
             return None
         finally:
             # Remarks from setup() (e.g. args parsed there, like memory_above's sizes).
-            for note in self.env.notes:
-                self.warn(where, note)
-            self.env.notes.clear()
-        if lookup is registry.get:
-            plugin.origin = registry.origin(ir.name)
+            self.drain_notes(where)
+        plugin.origin = kind.origin(ir.name)
         self.check_host(plugin, where)
         return plugin
 
@@ -180,9 +236,7 @@ class _Compiler:
             self.fail(where, f"Ruleset {key}: {e}")
             return default
         finally:
-            for note in self.env.notes:
-                self.warn(where, f"{key} {note}")
-            self.env.notes.clear()
+            self.drain_notes(where, f"{key} ")
         if value < 0:
             self.fail(where, f"Ruleset {key} must be non-negative")
         return value
@@ -230,13 +284,13 @@ class _Compiler:
                 self.fail(g_where, "DetectorGroup is missing Detectors")
             detectors = []
             for d_index, det in enumerate(group.detectors):
-                plugin = self.plugin(det, f"{g_where}: detector #{d_index + 1}")
+                plugin = self.plugin(det, f"{g_where}: detector #{d_index + 1}", PLUGINS)
                 if plugin is not None:
                     detectors.append(plugin)
             groups.append(DetectorGroup(group.name, detectors))
         actions = []
         for a_index, action in enumerate(ir.actions):
-            plugin = self.plugin(action, f"{where}: action #{a_index + 1}")
+            plugin = self.plugin(action, f"{where}: action #{a_index + 1}", PLUGINS)
             if plugin is not None:
                 actions.append(plugin)
         if len(self.problems) != before:
@@ -258,7 +312,7 @@ class _Compiler:
     def _copier(self, ir: RulesetIR) -> Callable[[], Ruleset | None]:
         """A factory for the per-cgroup copies of a ruleset: the same IR compiled
         again, so each copy gets fresh plugin instances with the same args."""
-        single = dataclasses.replace(ir, cgroup="", xattr_filter="")
+        single = _ruleset_ir(ir, cgroup="", xattr_filter="")
         source, env = self.ir.source, self.env
 
         def build() -> Ruleset | None:
@@ -271,14 +325,18 @@ class _Compiler:
 
         return build
 
+    def plugins(self, irs: Sequence[PluginIR], kind: Registry[P], label: str) -> list[P]:
+        """The top-level list ``irs`` of the config (e.g. its prekill hooks), each
+        located as ``<label> #<n>``."""
+        built = []
+        for index, ir in enumerate(irs):
+            plugin = self.plugin(ir, f"{label} #{index + 1}", kind)
+            if plugin is not None:
+                built.append(plugin)
+        return built
+
     def hooks(self) -> list[PrekillHook]:
-        hooks = []
-        for index, ir in enumerate(self.ir.prekill_hooks):
-            hook = self.plugin(ir, f"prekill hook #{index + 1}", lookup=registry.get_hook)
-            if hook is not None:
-                assert isinstance(hook, PrekillHook)
-                hooks.append(hook)
-        return hooks
+        return self.plugins(self.ir.prekill_hooks, PREKILL_HOOKS, "prekill hook")
 
     def compile(self) -> Compiled:
         rulesets = []
@@ -305,7 +363,7 @@ class _Compiler:
             # The drop-in's own keys are validated, then ignored (as upstream).
             if (
                 self.ruleset(
-                    dataclasses.replace(dropin, detector_groups=(), actions=()), index, lenient=True
+                    _ruleset_ir(dropin, detector_groups=(), actions=()), index, lenient=True
                 )
                 is None
             ):
@@ -316,7 +374,7 @@ class _Compiler:
             if dropin.actions and not target.dropin.actions:
                 self.fail(where, "Error: Action drop-in configs disabled")
                 continue
-            merged = dataclasses.replace(
+            merged = _ruleset_ir(
                 target,
                 detector_groups=dropin.detector_groups or target.detector_groups,
                 actions=dropin.actions or target.actions,
@@ -354,7 +412,7 @@ def build_plugin(
         args={k: v for k, v in args.items() if isinstance(v, str)},
         list_args={k: tuple(v) for k, v in args.items() if not isinstance(v, str)},
     )
-    plugin = compiler.plugin(ir, "build_plugin", lookup=lambda _name: cls)
+    plugin = compiler.plugin(ir, "build_plugin", Registry(lambda _name: cls, Plugin, ""))
     if plugin is None:
         raise ConfigError(compiler.problems)
     for warning in compiler.warnings:

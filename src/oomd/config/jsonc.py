@@ -17,10 +17,10 @@ import math
 import sys
 from dataclasses import dataclass
 
+from oomd.cnum import INT64_MIN, UINT64_MAX
+
 JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
 
-_UINT64_MAX = 2**64 - 1
-_INT64_MIN = -(2**63)
 _STACK_LIMIT = 1000
 
 
@@ -275,9 +275,9 @@ class _Reader:
         if body.isdigit() or body == "":
             value = int(body) if body else 0
             if token[0] == "-":
-                if value <= -_INT64_MIN:
+                if value <= -INT64_MIN:
                     return -value
-            elif value <= _UINT64_MAX:
+            elif value <= UINT64_MAX:
                 return value
         try:
             result = float(token)

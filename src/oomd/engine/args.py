@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import math
 import re
-import struct
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
-from oomd.cgroup.fs import c_float_prefix, c_int_prefix
 from oomd.cgroup.path import CgroupPattern, parse_pattern_list
+from oomd.cnum import (
+    C_SPACES,
+    INT32_MAX,
+    INT32_MIN,
+    INT64_MAX,
+    INT64_MIN,
+    c_div,
+    c_float_prefix,
+    c_int_prefix,
+    to_float32,
+)
 from oomd.engine.plugin import Arg, ArgError, Plugin, PluginEnv
-
-INT32_MIN = -(2**31)
-INT32_MAX = 2**31 - 1
-INT64_MIN = -(2**63)
-INT64_MAX = 2**63 - 1
 
 
 def _int_prefix(value: str, env: PluginEnv, lo: int, hi: int, what: str) -> int:
@@ -71,18 +75,6 @@ def parse_float(value: str, env: PluginEnv) -> float:
     return number
 
 
-_FLOAT32 = struct.Struct("f")
-
-
-def to_float32(value: float) -> float:
-    """``value`` rounded to single precision (C ``float``); too large gives +-inf."""
-    try:
-        result: float = _FLOAT32.unpack(_FLOAT32.pack(value))[0]
-        return result
-    except OverflowError:
-        return math.copysign(math.inf, value)
-
-
 def parse_float32(value: str, env: PluginEnv) -> float:
     """A single-precision number (upstream ``stof``: like ``stod``, and out of range
     beyond +-3.4e38)."""
@@ -117,8 +109,7 @@ def parse_string(value: str, env: PluginEnv) -> str:
 
 # -- sizes ---------------------------------------------------------------------------
 
-_C_SPACES = " \t\n\v\f\r"  # C isspace()
-_C_SPACE = re.compile(f"[{_C_SPACES}]")
+_C_SPACE = re.compile(f"[{C_SPACES}]")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _UNITS = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _UNIT_CHARS = re.compile("[kmgt]")
@@ -159,12 +150,6 @@ def parse_size(text: str) -> int:
     return -size if negative else size
 
 
-def _c_div(dividend: int, divisor: int) -> int:
-    """C integer division (truncates toward zero)."""
-    quotient = abs(dividend) // abs(divisor)
-    return quotient if (dividend < 0) == (divisor < 0) else -quotient
-
-
 @dataclass(frozen=True)
 class SizeOrPercent:
     """A parsed size string: a number of bytes, or a percentage of a total that is
@@ -180,7 +165,7 @@ class SizeOrPercent:
         if self.percent is None:
             assert self.size is not None
             return self.size
-        return _c_div(total * self.percent, 100)
+        return c_div(total * self.percent, 100)
 
 
 def parse_size_or_percent(value: str, env: PluginEnv) -> SizeOrPercent:
@@ -229,7 +214,7 @@ def parse_size_or_percent(value: str, env: PluginEnv) -> SizeOrPercent:
         upstream = parse_size(value)
     except ValueError:
         raise ValueError(invalid) from None
-    bare = value.strip(_C_SPACES)
+    bare = value.strip(C_SPACES)
     if _BARE_NUMBER.fullmatch(bare):
         size = int(float(bare) * (1 << 20))
         if not INT64_MIN <= size <= INT64_MAX:

@@ -11,7 +11,6 @@ Plugin authors import these names from :mod:`oomd.plugin`, the public API
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -59,7 +58,6 @@ class PluginEnv:
     kmsg: Kmsg = field(default_factory=NullKmsg)
     stats: Stats = field(default_factory=Stats)
     dry_run: bool = False
-    sleep: Callable[[float], None] = time.sleep
     controllers: frozenset[str] | None = None
     #: Absolute path of the daemon's own cgroup: it and its ancestors are never killed.
     own_cgroup: str | None = None

@@ -62,6 +62,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Protocol
 
 from oomd.cgroup import fs
+from oomd.cnum import INT64_MAX, c_max, c_min, fdiv, to_int64
 from oomd.plugin import (
     Action,
     Arg,
@@ -81,47 +82,11 @@ from oomd.plugin import (
     to_float32,
 )
 
-INT64_MAX = 2**63 - 1
-INT64_MIN = -(2**63)
 #: The lifetime of a ``memory.high.tmp`` limit: 20 s, written in microseconds.
 HIGH_TMP_DURATION_US = 20_000_000
 #: A page-aligned limit: ``limit & PAGE_MASK``.
 PAGE_MASK = ~0xFFF
 _GIB = float(1 << 30)
-
-
-# --- C arithmetic -----------------------------------------------------------------------
-
-
-def c_min(a: Any, b: Any) -> Any:
-    """``std::min``: ``b < a ? b : a`` (NaN handling included)."""
-    return b if b < a else a
-
-
-def c_max(a: Any, b: Any) -> Any:
-    """``std::max``: ``a < b ? b : a``."""
-    return b if a < b else a
-
-
-def fdiv(a: float, b: float) -> float:
-    """IEEE division (``x/0`` is +-inf or NaN instead of an exception)."""
-    if b == 0:
-        if a == 0 or math.isnan(a):
-            return math.nan
-        return math.copysign(math.inf, a) * math.copysign(1.0, b)
-    return a / b
-
-
-def to_int64(value: float, nan: int) -> int:
-    """A double converted to int64 (truncation toward zero); out of range saturates
-    and NaN gives ``nan`` (both undefined behaviour in C++)."""
-    if math.isnan(value):
-        return nan
-    if value >= 2.0**63:
-        return INT64_MAX
-    if value < -(2.0**63):
-        return INT64_MIN
-    return int(value)
 
 
 # --- arguments and state ------------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from oomd.cnum import UINT64_MAX
 from oomd.plugin import (
     Arg,
     Detector,
@@ -24,8 +25,6 @@ from oomd.plugin import (
     parse_int,
     parse_int64,
 )
-
-_U64 = (1 << 64) - 1
 
 
 def parse_threshold_pct(value: str, env: PluginEnv) -> int:
@@ -41,13 +40,13 @@ def parse_threshold_pct(value: str, env: PluginEnv) -> int:
 
 def swap_threshold(total: int, pct: int) -> int:
     """``total * pct / 100`` in upstream's unsigned 64-bit arithmetic."""
-    return ((total * (pct & _U64)) & _U64) // 100
+    return ((total * (pct & UINT64_MAX)) & UINT64_MAX) // 100
 
 
 def swap_low(total: int, used: int, pct: int, swapout_bps: float, bps_threshold: int) -> bool:
     """Free swap strictly below the threshold, and the swap-out rate at least
     ``bps_threshold``."""
-    free = (total - used) & _U64
+    free = (total - used) & UINT64_MAX
     return free < swap_threshold(total, pct) and swapout_bps >= bps_threshold
 
 
@@ -72,7 +71,7 @@ class SwapFree(Detector):
         rate = ctx.system.swapout_bps() if self.swapout_bps_threshold > 0 else 0.0
         if not swap_low(total, used, self.threshold_pct, rate, self.swapout_bps_threshold):
             return PluginRet.STOP
-        free = (total - used) & _U64
+        free = (total - used) & UINT64_MAX
         log.info(
             f"SwapFree {free >> 20}MB is smaller than the threshold of "
             f"{swap_threshold(total, self.threshold_pct) >> 20}MB, total swap is "
