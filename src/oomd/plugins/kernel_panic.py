@@ -7,8 +7,9 @@ Upstream has the plugin in its source tree but not in its meson build (so Debian
 binary lacks it); it is built in here. Deliberate difference: under ``--dry-run`` it
 only logs what it would do, and returns STOP.
 
-The target file is :data:`SYSRQ_TRIGGER` unless the plugin environment names another;
-the test suite redirects both to a scratch file, so no test can panic the host.
+The target file is the host's (``env.host.sysrq_trigger``: ``/proc/sysrq-trigger`` in
+the daemon); the test suite's hosts point it into a scratch directory, so no test can
+panic the host.
 """
 
 from __future__ import annotations
@@ -16,9 +17,6 @@ from __future__ import annotations
 import os
 
 from oomd.plugin import Action, OomdContext, PluginRet, log
-
-#: Looked up at every run (not bound at import), so the test suite can redirect it.
-SYSRQ_TRIGGER = "/proc/sysrq-trigger"
 
 
 def trigger_crash(path: str) -> str | None:
@@ -40,7 +38,7 @@ class KernelPanic(Action):
     name = "kernel_panic"
 
     def target(self) -> str:
-        return self.env.sysrq_trigger or SYSRQ_TRIGGER
+        return self.env.host.sysrq_trigger
 
     def run(self, ctx: OomdContext) -> PluginRet:
         path = self.target()
