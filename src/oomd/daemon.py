@@ -29,6 +29,7 @@ from oomd.config.ir import ConfigIR
 from oomd.config.parser import load_config, parse_config
 from oomd.dropin import DropInService
 from oomd.engine.plugin import PluginEnv
+from oomd.host import Host
 from oomd.libc import libc
 from oomd.log import Kmsg, NullKmsg
 from oomd.options import Options
@@ -79,6 +80,7 @@ def _env(
         dry_run=dry_run,
         controllers=mount.controllers(cgroup_fs),
         own_cgroup=own_cgroup(cgroup_fs),
+        host=Host(may_panic=True),
         # docs/writing_a_plugin.md, "Isolation".
         slow_run_threshold=min(1.0, interval / 2),
         plugin_timeout=max(10.0, float(interval)),

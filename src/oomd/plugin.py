@@ -73,6 +73,8 @@ from oomd.engine.plugin import (
     PluginRet,
 )
 from oomd.engine.timer import ThresholdTimer
+from oomd.host import Host, KillerLike
+from oomd.kill import KillReport
 from oomd.log import Kmsg, NullKmsg
 
 __all__ = [
@@ -88,8 +90,11 @@ __all__ = [
     "CgroupPath",
     "CgroupPattern",
     "Detector",
+    "Host",
     "KillPlugin",
     "KillPreference",
+    "KillReport",
+    "KillerLike",
     "Kmsg",
     "NullKmsg",
     "OomdContext",

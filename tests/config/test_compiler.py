@@ -9,7 +9,6 @@ binary (``oomd -c``); the suite does not need the binary.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -632,7 +631,7 @@ def test_a_further_registry_compiles_through_the_same_checks(env: PluginEnv) -> 
 def test_plugin_needing_a_missing_controller_is_compiled_but_unavailable(
     env: PluginEnv,
 ) -> None:
-    env = dataclasses.replace(env, controllers=frozenset({"cpu", "io"}))
+    env = env.replace(controllers=frozenset({"cpu", "io"}))
     compiled = compile_rulesets(env, with_action(kill_growth()))
     plugin = only_ruleset(compiled).actions[0]
     assert plugin.unavailable is not None
@@ -642,7 +641,7 @@ def test_plugin_needing_a_missing_controller_is_compiled_but_unavailable(
 
 
 def test_plugin_whose_controllers_are_present_is_available(env: PluginEnv) -> None:
-    env = dataclasses.replace(env, controllers=frozenset({"cpu", "io", "memory"}))
+    env = env.replace(controllers=frozenset({"cpu", "io", "memory"}))
     compiled = compile_rulesets(env, with_action(kill_growth()))
     assert only_ruleset(compiled).actions[0].unavailable is None
     assert compiled.warnings == []
@@ -656,7 +655,7 @@ def test_unknown_controllers_do_not_disable_plugins(env: PluginEnv) -> None:
 
 
 def test_plugin_needing_no_controller_stays_available(env: PluginEnv) -> None:
-    env = dataclasses.replace(env, controllers=frozenset())
+    env = env.replace(controllers=frozenset())
     compiled = compile_rulesets(env, with_detector(pressure_above()))
     assert only_ruleset(compiled).detector_groups[0].detectors[0].unavailable is None
     assert compiled.warnings == []

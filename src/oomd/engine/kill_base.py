@@ -26,7 +26,7 @@ from oomd.engine.args import (
 )
 from oomd.engine.plugin import Action, Arg, PluginRet
 from oomd.engine.prekill import PrekillHookInvocation
-from oomd.kill import Killer, new_kill_uuid, record_kill_done, record_kill_start
+from oomd.kill import new_kill_uuid, record_kill_done, record_kill_start
 
 #: Context dumps show at most this many cgroups unless the plugin's ``debug`` is set
 #: (upstream dumps every non-negligible candidate, which at 10,000 cgroups is 60,000
@@ -195,12 +195,9 @@ class KillPlugin(Action):
     reap_memory: bool
     log_kmemalloc_prekill: bool
 
-    killer: Killer
-
     def setup(self) -> None:
         require_cgroups(self)
         self.env.stats.set(stats.KILLS, self.env.stats.get(stats.KILLS) or 0)
-        self.killer = Killer()
 
     # -- what a heuristic provides -----------------------------------------------
 
@@ -350,7 +347,7 @@ class KillPlugin(Action):
             log.info(f"Trying to kill {path}{suffix}")
             self._log_memory_stat(cg)
             record_kill_start(path, new_kill_uuid())
-            report = self.killer.kill(path, freeze=self.kernelkill, reap=self.reap_memory)
+            report = self.env.host.killer.kill(path, freeze=self.kernelkill, reap=self.reap_memory)
             killed, error = report.killed, report.error
             if error is None:  # upstream returns before recording a failed kill
                 record_kill_done(path, killed)

@@ -12,11 +12,12 @@ Plugin authors import these names from :mod:`oomd.plugin`, the public API
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from oomd.cgroup.system import SystemContext
+from oomd.host import Host
 from oomd.log import Kmsg, NullKmsg
 from oomd.stats import Stats
 
@@ -49,31 +50,73 @@ class PluginInitError(Exception):
     """A plugin that cannot start (e.g. cannot read /proc/meminfo)."""
 
 
-@dataclass
 class PluginEnv:
-    """What plugins get at construction: the daemon's services and settings."""
+    """What plugins get at construction: the daemon's services and settings.
 
-    cgroup_fs: str
-    system: SystemContext = field(default_factory=SystemContext)
-    kmsg: Kmsg = field(default_factory=NullKmsg)
-    stats: Stats = field(default_factory=Stats)
-    dry_run: bool = False
-    controllers: frozenset[str] | None = None
-    #: Absolute path of the daemon's own cgroup: it and its ancestors are never killed.
-    own_cgroup: str | None = None
-    #: Where ``kernel_panic`` writes "c"; None means ``/proc/sysrq-trigger`` (tests point
-    #: it, and the plugin module's default, at a scratch file).
-    sysrq_trigger: str | None = None
-    #: Non-fatal remarks from arg parsers (e.g. ignored trailing characters); the
-    #: compiler drains them after each arg and logs them with the arg's location.
-    notes: list[str] = field(default_factory=list)
-    #: A ``run``/``prerun`` that takes longer than this many seconds is logged and
-    #: counted as slow (the daemon uses 1 s, or half the interval if that is shorter).
-    slow_run_threshold: float = 1.0
-    #: A third-party plugin's ``run``/``prerun`` that has not returned after this many
-    #: seconds is abandoned by the watchdog (the daemon uses the larger of 10 s and the
-    #: interval).
-    plugin_timeout: float = 10.0
+    :attr:`host` is a plugin's only way to the machine outside the cgroup tree and
+    ``system``'s readings (the killer, ``/proc``, ``/run``, the system bus,
+    systemctl); the daemon builds the real one once, tests a scratch one.
+    """
+
+    __slots__ = (
+        "cgroup_fs",
+        "controllers",
+        "dry_run",
+        "host",
+        "kmsg",
+        "notes",
+        "own_cgroup",
+        "plugin_timeout",
+        "slow_run_threshold",
+        "stats",
+        "system",
+    )
+
+    def __init__(
+        self,
+        cgroup_fs: str,
+        system: SystemContext | None = None,
+        kmsg: Kmsg | None = None,
+        stats: Stats | None = None,
+        dry_run: bool = False,
+        controllers: frozenset[str] | None = None,
+        own_cgroup: str | None = None,
+        host: Host | None = None,
+        slow_run_threshold: float = 1.0,
+        plugin_timeout: float = 10.0,
+    ) -> None:
+        self.cgroup_fs = cgroup_fs
+        self.system = system if system is not None else SystemContext()
+        self.kmsg: Kmsg = kmsg if kmsg is not None else NullKmsg()
+        self.stats = stats if stats is not None else Stats()
+        self.dry_run = dry_run
+        self.controllers = controllers
+        #: Absolute path of the daemon's own cgroup: it and its ancestors are never
+        #: killed.
+        self.own_cgroup = own_cgroup
+        #: The host's killer, /proc, /run, system bus and systemctl (oomd.host).
+        self.host = host if host is not None else Host()
+        #: Non-fatal remarks from arg parsers (e.g. ignored trailing characters); the
+        #: compiler drains them after each arg and logs them with the arg's location.
+        self.notes: list[str] = []
+        #: A ``run``/``prerun`` that takes longer than this many seconds is logged and
+        #: counted as slow (the daemon uses 1 s, or half the interval if shorter).
+        self.slow_run_threshold = slow_run_threshold
+        #: A third-party plugin's ``run``/``prerun`` that has not returned after this
+        #: many seconds is abandoned by the watchdog (the daemon uses the larger of
+        #: 10 s and the interval).
+        self.plugin_timeout = plugin_timeout
+
+    def replace(self, **changes: Any) -> PluginEnv:
+        """A copy with some settings changed (the notes list is the copy's own)."""
+        values = {name: getattr(self, name) for name in self.__slots__ if name != "notes"}
+        values.update(changes)
+        return PluginEnv(**values)
+
+    def __repr__(self) -> str:
+        return (
+            f"PluginEnv(cgroup_fs={self.cgroup_fs!r}, dry_run={self.dry_run}, host={self.host!r})"
+        )
 
 
 @dataclass(frozen=True)
