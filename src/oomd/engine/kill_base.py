@@ -11,20 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from oomd import log, stats
 from oomd.cgroup.context import INT64_MAX, CgroupContext, KillPreference, OomdContext, fmt_mb
 from oomd.cgroup.fs import ZERO_PRESSURE
 from oomd.cgroup.path import CgroupPath, CgroupPattern
-from oomd.engine.args import (
-    CGROUP_ARG,
-    RULESET_CGROUP_ARG,
-    parse_bool,
-    parse_unsigned_int,
-    require_cgroups,
-)
-from oomd.engine.plugin import Action, Arg, PluginRet
+from oomd.engine.args import parse_bool, parse_cgroups, parse_unsigned_int, require_cgroups
+from oomd.engine.plugin import Action, Arg, PluginRet, arg
 from oomd.engine.prekill import PrekillHookInvocation
 from oomd.kill import new_kill_uuid, record_kill_done, record_kill_start
 
@@ -37,20 +31,6 @@ DUMP_SCAN_LIMIT = 100
 
 #: What ``log_kmemalloc_prekill`` copies to kmsg (upstream's literal path).
 KMEMALLOC_PROFILER = "/tmp/oomd_kmemalloc_profiler"
-
-
-KILL_ARGS: tuple[Arg[Any], ...] = (
-    CGROUP_ARG,
-    RULESET_CGROUP_ARG,
-    Arg("recursive", parse_bool, default=False),
-    Arg("post_action_delay", parse_unsigned_int, default=None),
-    Arg("dry", parse_bool, default=False),
-    Arg("always_continue", parse_bool, default=False),
-    Arg("debug", parse_bool, default=False),
-    Arg("kernelkill", parse_bool, default=False),
-    Arg("reap_memory", parse_bool, default=True),
-    Arg("log_kmemalloc_prekill", parse_bool, default=False),
-)
 
 
 def fmt_float(value: float) -> str:
@@ -182,18 +162,17 @@ class KillPlugin(Action):
 
     _pending: _Pending | None = None
 
-    args: ClassVar[tuple[Arg[Any], ...]] = KILL_ARGS
-
-    cgroup: tuple[CgroupPattern, ...]
-    ruleset_cgroup: tuple[CgroupPattern, ...]
-    recursive: bool
-    post_action_delay: int | None
-    dry: bool
-    always_continue: bool
-    debug: bool
-    kernelkill: bool
-    reap_memory: bool
-    log_kmemalloc_prekill: bool
+    # The args every kill plugin has; a kill plugin declares its own after them.
+    cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups, default=())
+    ruleset_cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups, default=())
+    recursive: bool = arg(parse_bool, default=False)
+    post_action_delay: int | None = arg(parse_unsigned_int, default=None)
+    dry: bool = arg(parse_bool, default=False)
+    always_continue: bool = arg(parse_bool, default=False)
+    debug: bool = arg(parse_bool, default=False)
+    kernelkill: bool = arg(parse_bool, default=False)
+    reap_memory: bool = arg(parse_bool, default=True)
+    log_kmemalloc_prekill: bool = arg(parse_bool, default=False)
 
     def setup(self) -> None:
         require_cgroups(self)
@@ -387,3 +366,8 @@ class KillPlugin(Action):
                     self.env.kmsg.write(line.rstrip("\n"), "")
         except OSError:
             pass
+
+
+#: KillPlugin's args, for kill plugins that still list ``args = (*KILL_ARGS, ...)``
+#: (deprecated: declare the plugin's own args with ``arg()`` instead).
+KILL_ARGS: tuple[Arg[Any], ...] = KillPlugin.args

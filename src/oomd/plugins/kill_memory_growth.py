@@ -18,16 +18,15 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from oomd.plugin import (
-    KILL_ARGS,
-    Arg,
     ArgError,
     CgroupContext,
     KillPlugin,
     KillPreference,
     OomdContext,
+    arg,
     fmt_mb,
     parse_float,
     parse_int,
@@ -120,16 +119,9 @@ def _parse_percentile(value: str, env: Any) -> int:
 class KillMemoryGrowth(KillPlugin):
     name = "kill_by_memory_size_or_growth"
     needs_controllers = frozenset({"memory"})
-    args: ClassVar[tuple[Arg[Any], ...]] = (
-        *KILL_ARGS,
-        Arg("size_threshold", parse_unsigned_int, default=50),
-        Arg("growing_size_percentile", _parse_percentile, default=80),
-        Arg("min_growth_ratio", parse_float, default=1.25),
-    )
-
-    size_threshold: int
-    growing_size_percentile: int
-    min_growth_ratio: float
+    size_threshold: int = arg(parse_unsigned_int, default=50)
+    growing_size_percentile: int = arg(_parse_percentile, default=80)
+    min_growth_ratio: float = arg(parse_float, default=1.25)
 
     def setup(self) -> None:
         super().setup()

@@ -59,13 +59,12 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Protocol
+from typing import Protocol
 
 from oomd.cgroup import fs
 from oomd.cnum import INT64_MAX, c_max, c_min, fdiv, to_int64
 from oomd.plugin import (
     Action,
-    Arg,
     ArgError,
     CgroupContext,
     CgroupPattern,
@@ -73,6 +72,7 @@ from oomd.plugin import (
     PluginInitError,
     PluginRet,
     Pressure,
+    arg,
     log,
     parse_bool,
     parse_cgroups,
@@ -444,45 +444,24 @@ _DEFAULTS = SenpaiParams()
 class Senpai(Action):
     name = "senpai"
     needs_controllers = frozenset({"memory"})
-    args: ClassVar[tuple[Arg[Any], ...]] = (
-        Arg("cgroup", parse_cgroups, required=True),
-        Arg("limit_min_bytes", parse_int64, default=_DEFAULTS.limit_min_bytes),
-        Arg("limit_max_bytes", parse_int64, default=_DEFAULTS.limit_max_bytes),
-        Arg("interval", parse_int64, default=_DEFAULTS.interval),
-        Arg("pressure_ms", parse_milliseconds, default=_DEFAULTS.pressure_ms),
-        Arg("pressure_pct", parse_float, default=_DEFAULTS.pressure_pct),
-        Arg("io_pressure_pct", parse_float, default=_DEFAULTS.io_pressure_pct),
-        Arg("max_probe", parse_float, default=_DEFAULTS.max_probe),
-        Arg("max_backoff", parse_float, default=_DEFAULTS.max_backoff),
-        Arg("coeff_probe", parse_float, default=_DEFAULTS.coeff_probe),
-        Arg("coeff_backoff", parse_float, default=_DEFAULTS.coeff_backoff),
-        Arg("immediate_backoff", parse_bool, default=False),
-        Arg("memory_high_timeout_ms", parse_milliseconds, default=0),
-        Arg("swap_threshold", parse_float, default=_DEFAULTS.swap_threshold),
-        Arg("swapout_bps_threshold", parse_int64, default=_DEFAULTS.swapout_bps_threshold),
-        Arg("swap_validation", parse_bool, default=False),
-        Arg("modulate_swappiness", parse_bool, default=False),
-        Arg("log_interval", parse_int64, default=60),
-    )
-
-    cgroup: tuple[CgroupPattern, ...]
-    limit_min_bytes: int
-    limit_max_bytes: int
-    interval: int
-    pressure_ms: int
-    pressure_pct: float
-    io_pressure_pct: float
-    max_probe: float
-    max_backoff: float
-    coeff_probe: float
-    coeff_backoff: float
-    immediate_backoff: bool
-    memory_high_timeout_ms: int
-    swap_threshold: float
-    swapout_bps_threshold: int
-    swap_validation: bool
-    modulate_swappiness: bool
-    log_interval: int
+    cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups, required=True)
+    limit_min_bytes: int = arg(parse_int64, default=_DEFAULTS.limit_min_bytes)
+    limit_max_bytes: int = arg(parse_int64, default=_DEFAULTS.limit_max_bytes)
+    interval: int = arg(parse_int64, default=_DEFAULTS.interval)
+    pressure_ms: int = arg(parse_milliseconds, default=_DEFAULTS.pressure_ms)
+    pressure_pct: float = arg(parse_float, default=_DEFAULTS.pressure_pct)
+    io_pressure_pct: float = arg(parse_float, default=_DEFAULTS.io_pressure_pct)
+    max_probe: float = arg(parse_float, default=_DEFAULTS.max_probe)
+    max_backoff: float = arg(parse_float, default=_DEFAULTS.max_backoff)
+    coeff_probe: float = arg(parse_float, default=_DEFAULTS.coeff_probe)
+    coeff_backoff: float = arg(parse_float, default=_DEFAULTS.coeff_backoff)
+    immediate_backoff: bool = arg(parse_bool, default=False)
+    memory_high_timeout_ms: int = arg(parse_milliseconds, default=0)
+    swap_threshold: float = arg(parse_float, default=_DEFAULTS.swap_threshold)
+    swapout_bps_threshold: int = arg(parse_int64, default=_DEFAULTS.swapout_bps_threshold)
+    swap_validation: bool = arg(parse_bool, default=False)
+    modulate_swappiness: bool = arg(parse_bool, default=False)
+    log_interval: int = arg(parse_int64, default=60)
 
     def setup(self) -> None:
         if self.pressure_ms <= 0:

@@ -41,16 +41,15 @@ import os
 import re
 import shutil
 import subprocess
-from typing import Any, ClassVar
 
 from oomd import dbus
 from oomd.plugin import (
     Action,
-    Arg,
     Host,
     OomdContext,
     PluginEnv,
     PluginRet,
+    arg,
     log,
     parse_bool,
     parse_string,
@@ -196,17 +195,10 @@ def restart_with_systemctl(host: Host, service: str, machine: str, why: str) -> 
 
 class SystemdRestart(Action):
     name = "systemd_restart"
-    args: ClassVar[tuple[Arg[Any], ...]] = (
-        Arg("service", parse_service, required=True),
-        Arg("post_action_delay", parse_unsigned_int, default=15),
-        Arg("dry", parse_bool, default=False),
-        Arg("machine_type", parse_string, default=""),
-    )
-
-    service: str
-    post_action_delay: int
-    dry: bool
-    machine_type: str
+    service: str = arg(parse_service, required=True)
+    post_action_delay: int = arg(parse_unsigned_int, default=15)
+    dry: bool = arg(parse_bool, default=False)
+    machine_type: str = arg(parse_string, default="")
 
     def setup(self) -> None:
         self.env.stats.set(RESTARTS, 0)
