@@ -8,7 +8,6 @@ The checks and their order per ruleset follow upstream's ``ConfigCompiler.cpp``.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -258,7 +257,7 @@ class _Compiler:
     def _copier(self, ir: RulesetIR) -> Callable[[], Ruleset | None]:
         """A factory for the per-cgroup copies of a ruleset: the same IR compiled
         again, so each copy gets fresh plugin instances with the same args."""
-        single = dataclasses.replace(ir, cgroup="", xattr_filter="")
+        single = ir._replace(cgroup="", xattr_filter="")
         source, env = self.ir.source, self.env
 
         def build() -> Ruleset | None:
@@ -304,9 +303,7 @@ class _Compiler:
                 continue
             # The drop-in's own keys are validated, then ignored (as upstream).
             if (
-                self.ruleset(
-                    dataclasses.replace(dropin, detector_groups=(), actions=()), index, lenient=True
-                )
+                self.ruleset(dropin._replace(detector_groups=(), actions=()), index, lenient=True)
                 is None
             ):
                 continue
@@ -316,8 +313,7 @@ class _Compiler:
             if dropin.actions and not target.dropin.actions:
                 self.fail(where, "Error: Action drop-in configs disabled")
                 continue
-            merged = dataclasses.replace(
-                target,
+            merged = target._replace(
                 detector_groups=dropin.detector_groups or target.detector_groups,
                 actions=dropin.actions or target.actions,
             )
