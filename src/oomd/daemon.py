@@ -15,7 +15,6 @@ import fcntl
 import os
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from oomd import log
 from oomd.cgroup import fs, mount
@@ -206,13 +205,13 @@ def psi_available(proc_root: str = "/proc") -> bool:
     return False
 
 
-@dataclass
 class _Signals:
     """SIGTERM/SIGINT set a flag and wake the loop through a pipe."""
 
-    read_fd: int
-    write_fd: int
-    received: int = 0
+    def __init__(self, read_fd: int, write_fd: int) -> None:
+        self.read_fd = read_fd
+        self.write_fd = write_fd
+        self.received = 0
 
     @classmethod
     def install(cls) -> _Signals:

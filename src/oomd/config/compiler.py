@@ -15,7 +15,7 @@ from typing import Generic, TypeVar
 from oomd import log
 from oomd.cgroup.path import parse_pattern_list
 from oomd.config.errors import ConfigError
-from oomd.config.ir import ConfigIR, DetectorGroupIR, PluginIR, RulesetIR
+from oomd.config.ir import ConfigIR, PluginIR, RulesetIR
 from oomd.engine.args import parse_int
 from oomd.engine.engine import DropInUnit, Engine
 from oomd.engine.plugin import ArgError, Plugin, PluginEnv, PluginInitError
@@ -68,28 +68,6 @@ PLUGINS: Registry[Plugin] = Registry(
 PREKILL_HOOKS: Registry[PrekillHook] = Registry(
     registry.get_hook, PrekillHook, 'Unknown PrekillHook "{name}"'
 )
-
-
-def _ruleset_ir(
-    ir: RulesetIR,
-    *,
-    detector_groups: tuple[DetectorGroupIR, ...] | None = None,
-    actions: tuple[PluginIR, ...] | None = None,
-    cgroup: str | None = None,
-    xattr_filter: str | None = None,
-) -> RulesetIR:
-    """A copy of ``ir`` with the given fields replaced."""
-    return RulesetIR(
-        name=ir.name,
-        detector_groups=ir.detector_groups if detector_groups is None else detector_groups,
-        actions=ir.actions if actions is None else actions,
-        dropin=ir.dropin,
-        silence_logs=ir.silence_logs,
-        post_action_delay=ir.post_action_delay,
-        prekill_hook_timeout=ir.prekill_hook_timeout,
-        cgroup=ir.cgroup if cgroup is None else cgroup,
-        xattr_filter=ir.xattr_filter if xattr_filter is None else xattr_filter,
-    )
 
 
 def _describe_error(e: Exception) -> str:
@@ -312,7 +290,7 @@ class _Compiler:
     def _copier(self, ir: RulesetIR) -> Callable[[], Ruleset | None]:
         """A factory for the per-cgroup copies of a ruleset: the same IR compiled
         again, so each copy gets fresh plugin instances with the same args."""
-        single = _ruleset_ir(ir, cgroup="", xattr_filter="")
+        single = ir._replace(cgroup="", xattr_filter="")
         source, env = self.ir.source, self.env
 
         def build() -> Ruleset | None:
@@ -362,9 +340,7 @@ class _Compiler:
                 continue
             # The drop-in's own keys are validated, then ignored (as upstream).
             if (
-                self.ruleset(
-                    _ruleset_ir(dropin, detector_groups=(), actions=()), index, lenient=True
-                )
+                self.ruleset(dropin._replace(detector_groups=(), actions=()), index, lenient=True)
                 is None
             ):
                 continue
@@ -374,8 +350,7 @@ class _Compiler:
             if dropin.actions and not target.dropin.actions:
                 self.fail(where, "Error: Action drop-in configs disabled")
                 continue
-            merged = _ruleset_ir(
-                target,
+            merged = target._replace(
                 detector_groups=dropin.detector_groups or target.detector_groups,
                 actions=dropin.actions or target.actions,
             )

@@ -9,9 +9,8 @@ dry runs, xattrs, the kmsg kill line, stats and the pause after a kill.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from oomd import log, stats
 from oomd.cgroup.context import INT64_MAX, CgroupContext, KillPreference, OomdContext, fmt_mb
@@ -148,8 +147,7 @@ def _thaw(ctx: OomdContext, frozen: _Frozen) -> _Candidate | None:
     return target, peers
 
 
-@dataclass
-class _Pending:
+class _Pending(NamedTuple):
     """A kill waiting for its prekill hook: the victim and the rest of the DFS stack."""
 
     invocation: PrekillHookInvocation

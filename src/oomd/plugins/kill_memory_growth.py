@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol, TypeVar
 
@@ -57,13 +56,17 @@ M = TypeVar("M", bound=MemoryView)
 RankKey = tuple[int, float, int]
 
 
-@dataclass(frozen=True)
 class GrowthRanking:
     """Thresholds computed once per peer group; ``__call__`` ranks one member."""
 
-    size_threshold_bytes: int
-    min_effective_usage: int
-    min_growth_ratio: float
+    __slots__ = ("min_effective_usage", "min_growth_ratio", "size_threshold_bytes")
+
+    def __init__(
+        self, size_threshold_bytes: int, min_effective_usage: int, min_growth_ratio: float
+    ) -> None:
+        self.size_threshold_bytes = size_threshold_bytes
+        self.min_effective_usage = min_effective_usage
+        self.min_growth_ratio = min_growth_ratio
 
     def __call__(self, cg: MemoryView) -> tuple[Phase, RankKey]:
         current = cg.current_usage() or 0

@@ -58,8 +58,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, fields
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from oomd.cgroup import fs
 from oomd.cnum import INT64_MAX, c_max, c_min, fdiv, to_int64
@@ -92,8 +91,7 @@ _GIB = float(1 << 30)
 # --- arguments and state ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SenpaiParams:
+class SenpaiParams(NamedTuple):
     """The args the control law uses, with upstream's defaults."""
 
     limit_min_bytes: int = 100 << 20
@@ -110,24 +108,33 @@ class SenpaiParams:
     swapout_bps_threshold: int = 1 << 20
 
 
-@dataclass
 class CgroupState:
     """What senpai remembers of one cgroup (upstream ``CgroupState``)."""
 
-    #: The limit last written (default mode only).
-    limit: int
-    #: The last ``memory.pressure`` some ``total`` seen, microseconds.
-    last_total: int
-    #: Runs left before the next probe (default) or reclaim (immediate_backoff).
-    ticks: int
-    #: Stall time accumulated since the last adjustment, microseconds.
-    cumulative: int = 0
-    probe_bytes: int = 0
-    probe_count: int = 0
+    __slots__ = ("cumulative", "last_total", "limit", "probe_bytes", "probe_count", "ticks")
+
+    def __init__(
+        self,
+        limit: int,
+        last_total: int,
+        ticks: int,
+        cumulative: int = 0,
+        probe_bytes: int = 0,
+        probe_count: int = 0,
+    ) -> None:
+        #: The limit last written (default mode only).
+        self.limit = limit
+        #: The last ``memory.pressure`` some ``total`` seen, microseconds.
+        self.last_total = last_total
+        #: Runs left before the next probe (default) or reclaim (immediate_backoff).
+        self.ticks = ticks
+        #: Stall time accumulated since the last adjustment, microseconds.
+        self.cumulative = cumulative
+        self.probe_bytes = probe_bytes
+        self.probe_count = probe_count
 
 
-@dataclass(frozen=True)
-class Host:
+class Host(NamedTuple):
     """Host-wide readings of this tick."""
 
     mem_total: int
@@ -159,8 +166,7 @@ class InvalidCgroup(Exception):
 # --- the control law: default (limit tracking) mode ----------------------------------------
 
 
-@dataclass(frozen=True)
-class Adjustment:
+class Adjustment(NamedTuple):
     """A limit change due this run."""
 
     backoff: bool
@@ -364,14 +370,16 @@ def swappiness_factor(
     return result
 
 
-@dataclass
 class SwapoutAverages:
     """Upstream's ``swapout_bps_60``/``swapout_bps_300``: exponential moving averages
     of the swap-out rate, decayed by ``e^(-dt/60)`` and ``e^(-dt/300)`` per sample."""
 
-    bps_60: float = 0.0
-    bps_300: float = 0.0
-    last: float | None = None
+    __slots__ = ("bps_60", "bps_300", "last")
+
+    def __init__(self) -> None:
+        self.bps_60 = 0.0
+        self.bps_300 = 0.0
+        self.last: float | None = None
 
     def update(self, now: float, rate: float | None) -> None:
         """Feed one tick's rate (None: ``/proc/vmstat`` or its ``pswpout`` is
@@ -471,7 +479,7 @@ class Senpai(Action):
         except OSError:
             raise PluginInitError("Cannot read host MemTotal") from None
         self.host_mem_total = meminfo.get("MemTotal", 0)
-        self.params = SenpaiParams(**{f.name: getattr(self, f.name) for f in fields(SenpaiParams)})
+        self.params = SenpaiParams(**{name: getattr(self, name) for name in SenpaiParams._fields})
         #: State per cgroup inode.
         self.tracked: dict[int, CgroupState] = {}
         #: Decided once, from the first cgroup that tells (upstream: per instance).
