@@ -143,6 +143,8 @@ class DropInService:
                 f"Failed to inject drop in config={name} into engine; the running rules are unchanged"
             )
             return
+        for warning in unit.warnings:
+            log.info("Warning: " + warning)
         if self.engine.add_dropin(name, unit):
             self.tags.add(name)
             log.info(f"Drop in config={name} injected into engine")

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 
 from oomd import log
 from oomd.cgroup.path import parse_pattern_list
+from oomd.config import armed
 from oomd.config.errors import ConfigError
 from oomd.config.ir import ConfigIR, PluginIR, RulesetIR
+from oomd.config.suggest import did_you_mean
 from oomd.engine.args import parse_int
 from oomd.engine.engine import DropInUnit, Engine
 from oomd.engine.plugin import ArgError, Plugin, PluginEnv, PluginInitError
@@ -73,9 +75,16 @@ class _Compiler:
             return None
         if cls is None:
             if lookup is registry.get:
-                self.fail(where, f"Could not locate plugin={ir.name} in plugin registry")
+                self.fail(
+                    where,
+                    f"Could not locate plugin={ir.name} in plugin registry"
+                    + did_you_mean(ir.name, registry.names()),
+                )
             else:
-                self.fail(where, f'Unknown PrekillHook "{ir.name}"')
+                self.fail(
+                    where,
+                    f'Unknown PrekillHook "{ir.name}"' + did_you_mean(ir.name, registry.HOOKS),
+                )
             return None
         ok = True
         for arg in ir.bad_args:
@@ -170,6 +179,16 @@ class _Compiler:
             )
             self.warn(where, f"cannot work on this host ({plugin.unavailable}); it is disabled")
 
+    def check_role(self, plugin: Plugin | None, role: str, where: str) -> None:
+        """A kill plugin in a detector group is an error, a detector in an action
+        chain a warning (oomd.config.armed.role_problem)."""
+        found = armed.role_problem(plugin, role) if plugin is not None else None
+        if found is not None:
+            error, message = found
+            (self.fail if error else self.warn)(
+                f'{where}: plugin "{plugin.name}"' if plugin else where, message
+            )
+
     def delay(self, text: str, default: int, where: str, key: str) -> int:
         """A ruleset's delay in seconds, read with ``stoi`` as upstream reads it."""
         if not text:
@@ -205,7 +224,7 @@ class _Compiler:
             else:
                 self.fail(where, f"Unrecognized log source={part}")
         if not lenient and (not ir.detector_groups or not ir.actions):
-            self.fail(where, "Ruleset is missing DetectorGroups or missing Actions")
+            self.fail(where, _missing_parts(ir))
         post_action_delay = self.delay(
             ir.post_action_delay, DEFAULT_POST_ACTION_DELAY, where, "post_action_delay"
         )
@@ -231,12 +250,14 @@ class _Compiler:
             detectors = []
             for d_index, det in enumerate(group.detectors):
                 plugin = self.plugin(det, f"{g_where}: detector #{d_index + 1}")
+                self.check_role(plugin, "detector", f"{g_where}: detector #{d_index + 1}")
                 if plugin is not None:
                     detectors.append(plugin)
             groups.append(DetectorGroup(group.name, detectors))
         actions = []
         for a_index, action in enumerate(ir.actions):
             plugin = self.plugin(action, f"{where}: action #{a_index + 1}")
+            self.check_role(plugin, "action", f"{where}: action #{a_index + 1}")
             if plugin is not None:
                 actions.append(plugin)
         if len(self.problems) != before:
@@ -311,10 +332,13 @@ class _Compiler:
             ):
                 continue
             if dropin.detector_groups and not target.dropin.detectors:
-                self.fail(where, "Error: DetectorGroup drop-in configs disabled")
+                self.fail(
+                    where,
+                    "Error: DetectorGroup drop-in configs disabled" + _allow(base, "detectors"),
+                )
                 continue
             if dropin.actions and not target.dropin.actions:
-                self.fail(where, "Error: Action drop-in configs disabled")
+                self.fail(where, "Error: Action drop-in configs disabled" + _allow(base, "actions"))
                 continue
             merged = dataclasses.replace(
                 target,
@@ -327,7 +351,22 @@ class _Compiler:
         unit.prekill_hooks = self.hooks()
         if self.problems:
             raise ConfigError(self.problems)
+        unit.warnings = self.warnings
         return unit
+
+
+def _missing_parts(ir: RulesetIR) -> str:
+    """Upstream's words, saying which part is missing."""
+    which = [
+        f'no "{key}"'
+        for key, value in (("detectors", ir.detector_groups), ("actions", ir.actions))
+        if not value
+    ]
+    return "Ruleset is missing DetectorGroups or missing Actions (" + " and ".join(which) + ")"
+
+
+def _allow(base: ConfigIR, key: str) -> str:
+    return f' (the base ruleset in {base.source} must allow them: add "drop-in": {{"{key}": true}} to it)'
 
 
 def compile_config(ir: ConfigIR, env: PluginEnv) -> Compiled:

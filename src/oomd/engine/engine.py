@@ -20,6 +20,8 @@ class DropInUnit:
 
     rulesets: list[Ruleset] = field(default_factory=list)
     prekill_hooks: list[PrekillHook] = field(default_factory=list)
+    #: Non-fatal findings of the compiler (unknown keys, ...), with their location.
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
