@@ -37,6 +37,10 @@ class Options:
     dropin_dir: str | None = None
     #: ``--plugin-dir``: directories of third-party plugin files.
     plugin_dirs: list[str] = field(default_factory=list)
+    #: ``--strict`` (with ``-c``): every warning fails the check.
+    strict: bool = False
+    #: ``--drop-in FILE`` (with ``-c``): one drop-in file to check against the config.
+    dropin_file: str | None = None
 
     @property
     def stats_socket(self) -> str:

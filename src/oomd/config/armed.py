@@ -68,6 +68,8 @@ def _fmt_value(value: object) -> str:
     if isinstance(value, CgroupPattern):
         return value.text
     if isinstance(value, tuple | list):
+        if not value:
+            return "(none)"
         return ",".join(_fmt_value(v) for v in value)
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -158,7 +160,6 @@ class Status:
 def analyse_ruleset(ruleset: Ruleset, label: str) -> Status:
     reasons: list[str] = []
     warnings: list[str] = []
-    fs = ""
     live_groups = []
     dead: list[str] = []
     for group in ruleset.detector_groups:
@@ -173,7 +174,6 @@ def analyse_ruleset(ruleset: Ruleset, label: str) -> Status:
             live_groups.append(group)
         for d in group.detectors:
             for p in _patterns(d):
-                fs = p.fs
                 if not p.has_wildcard and not _exists(p.fs, "/".join(p.parts)):
                     warnings.append(
                         f"{label}: {d.name} watches {p.text}, which does not exist (yet)"
@@ -204,7 +204,6 @@ def analyse_ruleset(ruleset: Ruleset, label: str) -> Status:
             if isinstance(p, CgroupPattern):
                 targets.append(f"<ruleset cgroup>/{p.text} ({a.name})")
         for p in _patterns(a):
-            fs = p.fs
             parent = _literal_parent(p)
             if ruleset.cgroups or _exists(p.fs, parent):
                 targets.append(f"{p.text} ({a.name})")
@@ -217,11 +216,10 @@ def analyse_ruleset(ruleset: Ruleset, label: str) -> Status:
             + " cannot match anything (parent missing)"
         )
     if killers and usable and not targets:
-        off = [f"{a.name} ({a.unavailable})" for a in killers if a.unavailable is not None]
-        reasons.append("nothing to kill: " + "; ".join(off + missing))
+        disabled = [f"{a.name} ({a.unavailable})" for a in killers if a.unavailable is not None]
+        reasons.append("nothing to kill: " + "; ".join(disabled + missing))
     elif missing:
         warnings.extend(f"{label}: cannot kill {m}" for m in missing)
-    del fs
     if reasons:
         return Status(
             label,
