@@ -229,7 +229,7 @@ def analyse_ruleset(ruleset: Ruleset, label: str) -> Status:
             f"{label}: DISARMED because " + "; ".join(reasons),
             warnings,
         )
-    watching = ", ".join(_shown(d) for g in live_groups for d in g.detectors)
+    watching = ", ".join(dict.fromkeys(_shown(d) for g in live_groups for d in g.detectors))
     if targets:
         acts = "may kill " + ", ".join(targets)
     else:
