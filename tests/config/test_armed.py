@@ -24,11 +24,11 @@ from oomd.config.parser import parse_config
 from oomd.engine.plugin import PluginEnv
 from tests.support.tree import FakeTree
 
-DETECT = {
+DETECT: dict[str, Any] = {
     "name": "pressure_above",
     "args": {"cgroup": "workload.slice", "resource": "memory", "threshold": "50", "duration": "5"},
 }
-KILL = {"name": "kill_by_pressure", "args": {"cgroup": "workload.slice/*", "resource": "memory"}}
+KILL: dict[str, Any] = {"name": "kill_by_pressure", "args": {"cgroup": "workload.slice/*", "resource": "memory"}}
 
 
 def ruleset(**extra: Any) -> dict[str, Any]:
