@@ -28,7 +28,10 @@ DETECT: dict[str, Any] = {
     "name": "pressure_above",
     "args": {"cgroup": "workload.slice", "resource": "memory", "threshold": "50", "duration": "5"},
 }
-KILL: dict[str, Any] = {"name": "kill_by_pressure", "args": {"cgroup": "workload.slice/*", "resource": "memory"}}
+KILL: dict[str, Any] = {
+    "name": "kill_by_pressure",
+    "args": {"cgroup": "workload.slice/*", "resource": "memory"},
+}
 
 
 def ruleset(**extra: Any) -> dict[str, Any]:
@@ -331,15 +334,23 @@ def dropin_dir(tmp_path: Path, content: Any) -> Path:
 def test_readme_drop_in_example_checks_as_printed(
     tmp_path: Path, fs: FakeTree, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    directory = dropin_dir(tmp_path, README_DROPIN)
-    code, out, err = check(tmp_path, fs, README_BASE, capfd, "-w", str(directory))
+    """The README's config and drop-in, taken from README.md as printed."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    config = readme.split("## A config\n\n```jsonc\n", 1)[1].split("```", 1)[0]
+    dropin = readme.split("<<'JSON'\n", 1)[1].split("\nJSON\n", 1)[0]
+    directory = tmp_path / "dropins"
+    directory.mkdir()
+    (directory / "batch.json").write_text(dropin)
+    os.chmod(directory / "batch.json", 0o644)
+    code, out, err = check(tmp_path, fs, config, capfd, "-w", str(directory))
     assert (code, err) == (0, [])
-    assert f'drop-in {directory / "batch.json"}: applies to "protect workload"' in out
+    assert f'drop-in {directory / "batch.json"}: applies to "protect the workload"' in out
     assert (
-        'ruleset "protect workload" (drop-in batch.json): armed, watching '
+        'ruleset "protect the workload" (drop-in batch.json): armed, watching '
         "pressure_above(workload.slice); may kill workload.slice/batch* "
         "(kill_by_memory_size_or_growth)"
     ) in out
+    directory = dropin_dir(tmp_path, README_DROPIN)
     code, out, err = check(
         tmp_path, fs, README_BASE, capfd, "--drop-in", str(directory / "batch.json")
     )
