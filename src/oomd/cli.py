@@ -44,6 +44,9 @@ extensions (not in upstream oomd):
   --plugin-dir DIR           Load third-party plugins from DIR/*.py (repeatable; DIR and
                              its files must be owned by root or oomd's user, and not
                              group/other-writable)
+  --strict                   With -c: every warning fails the check (exit 1)
+  --drop-in FILE             With -c: check the drop-in FILE against CONFIG (-w DIR
+                             with -c checks every drop-in of DIR)
 
 Without --config, /etc/oomd.json is used if it exists, else a built-in default policy.
 If /sys/fs/cgroup is not cgroup2 and --cgroup-fs is not given, the cgroup2 mount is
@@ -73,6 +76,8 @@ LONG = [
     "kmsg-override=",
     "dry-run",
     "plugin-dir=",
+    "strict",
+    "drop-in=",
 ]
 
 
@@ -159,6 +164,13 @@ def _parse_interval(value: str) -> int | None:
     return parsed[0]
 
 
+def _stdout(text: str) -> None:
+    """Normal output (usage, plugin list) goes to stdout, so ``oomd -l | grep`` works;
+    errors stay on stderr (docs/compatibility.md)."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+
+
 def _plugin_dirs(argv: Sequence[str]) -> list[str]:
     """Every ``--plugin-dir`` of the command line, up to the first getopt error (``-l``
     acts where it appears but lists the plugins of every ``--plugin-dir``)."""
@@ -188,7 +200,7 @@ def _list_plugins(plugin_dirs: Sequence[str]) -> int:
         f" {name}" if origin is None else f" {name} ({origin})"
         for name, origin in registry.listing()
     ]
-    log.raw("\n".join(lines))
+    _stdout("\n".join(lines))
     return 0
 
 
@@ -204,7 +216,7 @@ def parse_args(argv: Sequence[str], dev_block_root: str = iocost.DEV_BLOCK_ROOT)
             elif flag in ("-h", "--help"):
                 from oomd import commands
 
-                log.raw(USAGE + commands.usage())
+                _stdout(USAGE + commands.usage())
                 raise UsageExit(0)
             elif flag in ("-v", "--version"):
                 sys.stdout.write(f"v{__version__}\n")
@@ -234,6 +246,10 @@ def parse_args(argv: Sequence[str], dev_block_root: str = iocost.DEV_BLOCK_ROOT)
                 opts.dropin_dir = value
             elif flag == "--plugin-dir":
                 opts.plugin_dirs.append(value)
+            elif flag == "--strict":
+                opts.strict = True
+            elif flag == "--drop-in":
+                opts.dropin_file = value
             elif flag in ("-d", "--dump-stats"):
                 opts.dump_stats = True
             elif flag in ("-r", "--reset-stats"):
@@ -260,6 +276,9 @@ def parse_args(argv: Sequence[str], dev_block_root: str = iocost.DEV_BLOCK_ROOT)
         log.raw("Unknown option or missing argument")
         log.raw(USAGE)
         raise UsageExit(1) from None
+    if (opts.strict or opts.dropin_file is not None) and not opts.check_config:
+        log.raw("--strict and --drop-in work only with --check-config (-c)")
+        raise UsageExit(1)
     if rest:
         log.raw("Non-option argument is not supported: " + "".join(f'"{a}" ' for a in rest))
         log.raw(USAGE)

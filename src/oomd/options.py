@@ -7,6 +7,7 @@ Its own module so that ``daemon`` (and anything else below ``cli``) can take an
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from oomd.cgroup.iocost import DEFAULT_HDD_COEFFS, DEFAULT_SSD_COEFFS, DeviceType, IoCostCoeffs
 from oomd.stats import SOCKET_NAME
@@ -18,75 +19,61 @@ DEFAULT_INTERVAL = 5
 
 
 class Options:
-    """The settings; equal when every setting is (a plain class, not a dataclass:
-    ``dataclasses`` costs the daemon 1.3 MiB of imports, bench/README.md)."""
+    """The settings, one class attribute per setting with its default (so a new flag is
+    one line here). Mutable defaults are copied per instance; equal when every setting
+    is. A plain class, not a dataclass: ``dataclasses`` costs the daemon 1.3 MiB of
+    imports (bench/README.md)."""
 
-    __slots__ = (
-        "cgroup_fs",
-        "check_config",
-        "config",
-        "config_given",
-        "dropin_dir",
-        "dry_run",
-        "dump_stats",
-        "hdd_coeffs",
-        "interval",
-        "io_devices",
-        "kmsg",
-        "plugin_dirs",
-        "reset_stats",
-        "runtime_dir",
-        "ssd_coeffs",
-    )
+    config: str = DEFAULT_CONFIG
+    config_given: bool = False
+    interval: int = DEFAULT_INTERVAL
+    cgroup_fs: str | None = None
+    check_config: bool = False
+    runtime_dir: str = DEFAULT_RUNTIME_DIR
+    kmsg: str = DEFAULT_KMSG
+    dry_run: bool = False
+    #: ``--device``: io.stat device id -> SSD/HDD, for io cost.
+    io_devices: dict[str, DeviceType] = {}
+    ssd_coeffs: IoCostCoeffs = DEFAULT_SSD_COEFFS
+    hdd_coeffs: IoCostCoeffs = DEFAULT_HDD_COEFFS
+    dump_stats: bool = False
+    reset_stats: bool = False
+    dropin_dir: str | None = None
+    #: ``--plugin-dir``: directories of third-party plugin files.
+    plugin_dirs: list[str] = []
+    #: ``--strict`` (with ``-c``): every warning fails the check.
+    strict: bool = False
+    #: ``--drop-in FILE`` (with ``-c``): one drop-in file to check against the config.
+    dropin_file: str | None = None
 
-    def __init__(
-        self,
-        config: str = DEFAULT_CONFIG,
-        config_given: bool = False,
-        interval: int = DEFAULT_INTERVAL,
-        cgroup_fs: str | None = None,
-        check_config: bool = False,
-        runtime_dir: str = DEFAULT_RUNTIME_DIR,
-        kmsg: str = DEFAULT_KMSG,
-        dry_run: bool = False,
-        io_devices: dict[str, DeviceType] | None = None,
-        ssd_coeffs: IoCostCoeffs = DEFAULT_SSD_COEFFS,
-        hdd_coeffs: IoCostCoeffs = DEFAULT_HDD_COEFFS,
-        dump_stats: bool = False,
-        reset_stats: bool = False,
-        dropin_dir: str | None = None,
-        plugin_dirs: list[str] | None = None,
-    ) -> None:
-        self.config = config
-        self.config_given = config_given
-        self.interval = interval
-        self.cgroup_fs = cgroup_fs
-        self.check_config = check_config
-        self.runtime_dir = runtime_dir
-        self.kmsg = kmsg
-        self.dry_run = dry_run
-        #: ``--device``: io.stat device id -> SSD/HDD, for io cost.
-        self.io_devices: dict[str, DeviceType] = {} if io_devices is None else io_devices
-        self.ssd_coeffs = ssd_coeffs
-        self.hdd_coeffs = hdd_coeffs
-        self.dump_stats = dump_stats
-        self.reset_stats = reset_stats
-        self.dropin_dir = dropin_dir
-        #: ``--plugin-dir``: directories of third-party plugin files.
-        self.plugin_dirs: list[str] = [] if plugin_dirs is None else plugin_dirs
+    def __init__(self, **settings: Any) -> None:
+        names = self.names()
+        for name in names:
+            default = getattr(Options, name)
+            if isinstance(default, dict | list):
+                setattr(self, name, type(default)(default))
+        for name, value in settings.items():
+            if name not in names:
+                raise TypeError(f"Options has no setting {name!r}")
+            setattr(self, name, value)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """Every setting, in declaration order."""
+        return tuple(name for name in Options.__annotations__ if not name.startswith("_"))
 
     def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
+        return tuple(getattr(self, name) for name in self.names())
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Options):
             return NotImplemented
         return self._values() == other._values()
 
-    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it was
+    __hash__ = None  # type: ignore[assignment]  # mutable
 
     def __repr__(self) -> str:
-        settings = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        settings = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.names())
         return f"Options({settings})"
 
     @property

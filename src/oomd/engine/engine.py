@@ -15,15 +15,18 @@ class DropInUnit:
     """What one drop-in file adds: merged rulesets (each named after its base) and
     prekill hooks."""
 
-    __slots__ = ("prekill_hooks", "rulesets")
+    __slots__ = ("prekill_hooks", "rulesets", "warnings")
 
     def __init__(
         self,
         rulesets: list[Ruleset] | None = None,
         prekill_hooks: list[PrekillHook] | None = None,
+        warnings: list[str] | None = None,
     ) -> None:
         self.rulesets = [] if rulesets is None else rulesets
         self.prekill_hooks = [] if prekill_hooks is None else prekill_hooks
+        #: Non-fatal findings of the compiler (unknown keys, ...), with their location.
+        self.warnings = [] if warnings is None else warnings
 
 
 class Engine:
