@@ -10,6 +10,7 @@ from oomd.config import jsonc
 from oomd.config.errors import ConfigError
 from oomd.config.ir import ConfigIR, DetectorGroupIR, DropInIR, PluginIR, RulesetIR
 from oomd.config.jsonc import JsonValue
+from oomd.trusted import read_regular
 
 
 def _members(value: JsonValue) -> list[JsonValue]:
@@ -160,8 +161,7 @@ def parse_config(text: str, source: str = "<config>") -> ConfigIR:
 def load_config(path: str) -> ConfigIR:
     """Read and parse a config file; ConfigError if it cannot be read or parsed."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_regular(path)
     except OSError as e:
         raise ConfigError(
             [f"Could not open confg_file={path} ({e.strerror})"]
