@@ -174,7 +174,7 @@ def acquire_lock(runtime_dir: str) -> int:
     path = os.path.join(runtime_dir, LOCK_FILE)
     try:
         os.makedirs(runtime_dir, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     except OSError as e:
         raise LockError(f'Failed to open lock file="{path}": {e.strerror}') from None
     try:
