@@ -4,6 +4,7 @@ each is now a located config error, and the daemon's exit statuses stay upstream
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import subprocess
@@ -12,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from oomd.config import jsonc
+from oomd.config.compiler import compile_config
 from oomd.config.errors import ConfigError
 from oomd.config.parser import load_config, parse_config
+from oomd.engine.plugin import PluginEnv
 from tests.support.daemon import our_oomd
 
 HUGE = "7" * 5000
@@ -97,3 +100,48 @@ def test_the_daemon_refuses_a_fifo_or_dev_zero_config(
         result = run_oomd(flag, path, tmp_path=tmp_path)
         assert result.returncode == status, result.stderr
         assert f"Could not open confg_file={path} (not a regular file)" in result.stderr
+
+
+# -- cgroup patterns: rejected when the config is compiled, with a location ---------
+
+
+def ruleset_with(cgroup: str, action_cgroup: str = "a/*") -> str:
+    return json.dumps(
+        {
+            "rulesets": [
+                {
+                    "name": "r",
+                    "cgroup": cgroup,
+                    "detectors": [["g", {"name": "continue"}]],
+                    "actions": [
+                        {"name": "kill_by_memory_size_or_growth", "args": {"cgroup": action_cgroup}}
+                    ],
+                }
+            ]
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [("a\\u0000b", "NUL character"), ("\\udfff/x", "lone surrogate"), ("x/..", '".." component')],
+)
+def test_a_bad_ruleset_cgroup_is_a_located_compile_error(
+    text: str, why: str, env: PluginEnv
+) -> None:
+    """Issue 12: a NUL passed -c, then failed every tick of every ruleset."""
+    ir = parse_config(ruleset_with("").replace('"cgroup": ""', f'"cgroup": "{text}"'), "c.json")
+    with pytest.raises(ConfigError) as info:
+        compile_config(ir, env)
+    (problem,) = info.value.problems
+    assert problem.startswith('c.json: ruleset "r": "cgroup": cgroup pattern')
+    assert why in problem
+
+
+def test_a_bad_plugin_cgroup_arg_is_a_located_compile_error(env: PluginEnv) -> None:
+    ir = parse_config(ruleset_with("", action_cgroup="../*"), "c.json")
+    with pytest.raises(ConfigError) as info:
+        compile_config(ir, env)
+    (problem,) = info.value.problems
+    assert problem.startswith('c.json: ruleset "r": action #1')
+    assert '".." component' in problem
