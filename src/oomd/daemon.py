@@ -213,6 +213,8 @@ class _Signals:
     read_fd: int
     write_fd: int
     received: int = 0
+    #: SIGHUP since the last tick: re-read the config and drop-ins (docs/compatibility.md).
+    hangup: bool = False
 
     @classmethod
     def install(cls) -> _Signals:
@@ -222,8 +224,12 @@ class _Signals:
         def handler(signum: int, _frame: object) -> None:
             self.received = signum
 
+        def on_hangup(_signum: int, _frame: object) -> None:
+            self.hangup = True
+
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGHUP, on_hangup)
         signal.set_wakeup_fd(w, warn_on_full_buffer=False)
         return self
 
@@ -322,7 +328,40 @@ def run(opts: Options) -> int:
     triggers = ctx.triggers = PressureTriggers(log.always)
     log.always("Running oomd")
 
+    def reload() -> None:
+        """SIGHUP: the config (and the drop-ins, re-read against it) replace the
+        running rules only if all of them load and compile; else the rules stay."""
+        nonlocal ir, engine, dropins
+        signals.hangup = False
+        log.always(f"Received SIGHUP: reloading conf_file={opts.config}")
+        try:
+            new_ir, _ = _load_ir(opts)
+            new = compile_config(new_ir, env)
+        except ConfigError as e:
+            for problem in e.problems:
+                log.always(problem)
+            log.always("Config failed to reload; keeping the running rules")
+            return
+        except Exception as e:  # the daemon must never die of a reload
+            log.always(
+                f"Config failed to reload ({type(e).__name__}: {e}); keeping the running rules"
+            )
+            return
+        for warning in new.warnings:
+            log.always("Warning: " + warning)
+        ir, engine = new_ir, new.engine
+        if dropins is not None:
+            dropins.close()
+            dropins = DropInService(
+                dropins.directory, engine, lambda unit_ir: compile_dropin(ir, unit_ir, env)
+            )
+        log.always(f"Reloaded conf_file={opts.config}")
+        for line in _describe(new):
+            log.info(line)
+
     def tick() -> None:
+        if signals.hangup:
+            reload()
         try:
             if dropins is not None:
                 dropins.poll()
