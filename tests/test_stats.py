@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 
 from oomd import cli
-from oomd.stats import CORE_KEYS, KILLS, Stats, StatsServer, dump_stats, styled_json
+from oomd.stats import (
+    CORE_KEYS,
+    KILLS,
+    Stats,
+    StatsClientError,
+    StatsServer,
+    dump_stats,
+    request,
+    styled_json,
+)
 
 
 def test_set_increment_get() -> None:
@@ -157,3 +166,14 @@ def test_styled_json_of_empty_and_nested() -> None:
         styled_json({"a": {"b": 1}, "c": {}})
         == '{\n\t"a" : \n\t{\n\t\t"b" : 1\n\t},\n\t"c" : {}\n}'
     )
+
+
+def test_a_socket_path_too_long_for_a_unix_socket_is_a_clear_error(tmp_path: Path) -> None:
+    """Issue 12: the daemon printed ``Error binding ...: None``."""
+    path = str(tmp_path / ("s" * 120))
+    with pytest.raises(OSError) as info:
+        StatsServer(Stats(), path).start()
+    assert info.value.strerror == "path longer than 107 bytes, too long for a unix socket"
+    with pytest.raises(StatsClientError) as client:
+        request(path, "g")
+    assert "path longer than 107 bytes" in str(client.value)

@@ -40,7 +40,10 @@ def c_int(data: bytes) -> int | None:
         except ValueError:
             pass
     m = _C_INT.match(data)
-    return int(m.group(1)) if m else None
+    try:
+        return int(m.group(1)) if m else None
+    except ValueError:  # over int()'s 4,300 digits: unavailable, as stoll's out_of_range
+        return None
 
 
 def c_int_prefix(text: str) -> tuple[int, str] | None:
@@ -48,7 +51,10 @@ def c_int_prefix(text: str) -> tuple[int, str] | None:
     m = _C_INT_STR.match(text)
     if not m:
         return None
-    return int(m.group(1)), text[m.end() :]
+    try:
+        return int(m.group(1)), text[m.end() :]
+    except ValueError:  # over int()'s 4,300 digits: unavailable
+        return None
 
 
 _C_FLOAT_STR = re.compile(

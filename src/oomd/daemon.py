@@ -229,7 +229,7 @@ def acquire_lock(runtime_dir: str) -> int:
     path = os.path.join(runtime_dir, LOCK_FILE)
     try:
         os.makedirs(runtime_dir, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     except OSError as e:
         raise LockError(f'Failed to open lock file="{path}": {e.strerror}') from None
     try:
@@ -268,6 +268,8 @@ class _Signals:
         self.read_fd = read_fd
         self.write_fd = write_fd
         self.received = 0
+        #: SIGHUP since the last tick: re-read the config and drop-ins (docs/compatibility.md).
+        self.hangup = False
 
     @classmethod
     def install(cls) -> _Signals:
@@ -277,8 +279,12 @@ class _Signals:
         def handler(signum: int, _frame: object) -> None:
             self.received = signum
 
+        def on_hangup(_signum: int, _frame: object) -> None:
+            self.hangup = True
+
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGHUP, on_hangup)
         signal.set_wakeup_fd(w, warn_on_full_buffer=False)
         return self
 
@@ -376,7 +382,42 @@ def run(opts: Options) -> int:
     monitor.check(engine, time.monotonic())
     log.always("Running oomd")
 
+    def reload() -> None:
+        """SIGHUP: the config (and the drop-ins, re-read against it) replace the
+        running rules only if all of them load and compile; else the rules stay."""
+        nonlocal ir, engine, dropins
+        signals.hangup = False
+        log.always(f"Received SIGHUP: reloading conf_file={opts.config}")
+        try:
+            new_ir, new_is_default = _load_ir(opts)
+            if new_is_default:
+                new_ir, _ = adapt_policy(new_ir, HostFacts(cgroup_fs, mount.controllers(cgroup_fs)))
+            new = compile_config(new_ir, env)
+        except ConfigError as e:
+            for problem in e.problems:
+                log.always(problem)
+            log.always("Config failed to reload; keeping the running rules")
+            return
+        except Exception as e:  # the daemon must never die of a reload
+            log.always(
+                f"Config failed to reload ({type(e).__name__}: {e}); keeping the running rules"
+            )
+            return
+        for warning in new.warnings:
+            log.always("Warning: " + warning)
+        ir, engine = new_ir, new.engine
+        if dropins is not None:
+            dropins.close()
+            dropins = DropInService(
+                dropins.directory, engine, lambda unit_ir: compile_dropin(ir, unit_ir, env)
+            )
+        log.always(f"Reloaded conf_file={opts.config}")
+        for line in armed.describe(engine, _named):
+            log.info(line)
+
     def tick() -> None:
+        if signals.hangup:
+            reload()
         try:
             if dropins is not None:
                 dropins.poll()

@@ -8,6 +8,7 @@ implementation talk to either daemon.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
 import threading
@@ -93,7 +94,8 @@ class StatsServer:
 
     def start(self) -> None:
         """Bind and listen (mode 0600: only root may read or reset the counters);
-        raises OSError."""
+        raises OSError (with a ``strerror`` always)."""
+        _check_path(self.path)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
@@ -166,6 +168,20 @@ class StatsServer:
                 log.always(f"Stats server error: writing to socket: {e.strerror}")
 
 
+#: sizeof(sockaddr_un.sun_path) - 1 on Linux.
+_MAX_SOCKET_PATH = 107
+
+
+def _check_path(path: str) -> None:
+    """Python's own error for a path too long for a unix socket has no ``strerror``."""
+    if len(os.fsencode(path)) > _MAX_SOCKET_PATH:
+        raise OSError(
+            errno.ENAMETOOLONG,
+            f"path longer than {_MAX_SOCKET_PATH} bytes, too long for a unix socket",
+            path,
+        )
+
+
 class StatsClientError(Exception):
     pass
 
@@ -175,6 +191,7 @@ def request(path: str, command: str) -> dict[str, object]:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(_IO_TIMEOUT)
         try:
+            _check_path(path)
             sock.connect(path)
         except OSError as e:
             raise StatsClientError(

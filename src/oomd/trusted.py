@@ -7,6 +7,15 @@ from __future__ import annotations
 import os
 import stat
 
+#: The most any user-named file (config, drop-in, plugin, an arg naming a file such
+#: as ``meminfo_location``) may hold: far above any real one, and a bound on what
+#: ``-C /dev/zero``-like mistakes can cost.
+MAX_FILE_BYTES = 16 << 20
+
+
+class NotRegular(OSError):
+    """A user-named file that is not a regular file, or is too large to be one we read."""
+
 
 class Untrusted(Exception):
     """A file (or directory) that must not be trusted; the message says why."""
@@ -32,9 +41,31 @@ def read_trusted(path: str, dir_fd: int | None = None) -> bytes | None:
         why = untrusted_reason(st)
         if why is not None:
             raise Untrusted(why)
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return _read_bounded(fd)
     finally:
         os.close(fd)
+
+
+def read_regular(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The content of the user-named file ``path``, which must be a regular file of at
+    most ``limit`` bytes: a FIFO is refused instead of blocking in ``open()`` or
+    ``read()``, a device such as ``/dev/zero`` instead of read without end. Raises
+    OSError (:class:`NotRegular`, whose ``strerror`` says why, for those two cases)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegular(0, "not a regular file", path)
+        return _read_bounded(fd, limit, path)
+    finally:
+        os.close(fd)
+
+
+def _read_bounded(fd: int, limit: int = MAX_FILE_BYTES, path: str = "") -> bytes:
+    chunks = []
+    size = 0
+    while chunk := os.read(fd, 1 << 16):
+        size += len(chunk)
+        if size > limit:
+            raise NotRegular(0, f"larger than {limit} bytes", path)
+        chunks.append(chunk)
+    return b"".join(chunks)

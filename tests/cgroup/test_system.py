@@ -6,6 +6,7 @@ Upstream reference: ``FsTest.GetMeminfo``, ``FsTest.GetVmstat``, ``FsTest.Swappi
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -330,3 +331,12 @@ def test_swapout_rate_uses_the_clock_when_refresh_has_no_time(proc: FakeProc) ->
     assert system.swapout_bps() == 4096.0
     assert system.page_size == 4096
     assert SystemContext(proc.path).page_size > 0
+
+
+def test_read_meminfo_refuses_a_fifo_or_device_at_once(tmp_path: Path) -> None:
+    """Issue 12: ``meminfo_location`` naming a FIFO hung ``-c`` in ``open()``."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path in (str(fifo), "/dev/zero"):
+        with pytest.raises(OSError, match="not a regular file"):
+            SystemContext().read_meminfo(path)

@@ -143,3 +143,31 @@ def test_ruleset_cgroup_args_are_ignored_outside_a_per_cgroup_ruleset(harness: H
     harness.load(cfg)
     harness.tick()
     assert harness.kills == []
+
+
+def test_a_per_cgroup_ruleset_that_cannot_resolve_fails_alone(
+    harness: Harness, oolog: Path
+) -> None:
+    """Issue 12: resolving a ruleset-level ``cgroup`` ran outside the plugin guard, so
+    one bad pattern failed the whole tick and the other rulesets never ran."""
+    from oomd.cgroup.path import CgroupPattern
+
+    workloads(harness, "a")
+    harness.tree.cgroup("other.slice/victim", current=50 * MB, stat={"anon": 1})
+    cfg = config()
+    cfg["rulesets"].append(
+        {
+            "name": "other",
+            "detectors": [["always", plugin("continue")]],
+            "actions": [plugin("kill_by_memory_size_or_growth", cgroup="other.slice/*", dry=True)],
+        }
+    )
+    engine = harness.load(cfg)
+    # A pattern that no config can hold any more (a NUL), as if one slipped through.
+    engine.rulesets[0].cgroups = (CgroupPattern(harness.tree.fs, "workload.slice/a\x00"),)
+    harness.tick()
+    assert victims(harness) == ["other.slice/victim"]
+    assert (
+        'Ruleset "per workload": resolving its cgroups failed: ValueError: embedded null byte'
+        in oolog.read_text()
+    )

@@ -16,6 +16,11 @@ from fnmatch import translate
 from functools import lru_cache
 
 _MAGIC = re.compile(r"[*?\[]")
+
+#: The most components a pattern may have: a path of more can never exist (each
+#: component takes at least two of PATH_MAX's 4,096 bytes).
+MAX_PATTERN_COMPONENTS = 2048
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _SINGLE_BRACE = re.compile(r"\{([^{},]*)\}")
 
 
@@ -118,10 +123,16 @@ class CgroupPattern:
         being exactly ``CgroupPath(self.fs, components).absolute``: what the per-tick
         context needs to find a cgroup it knows without building a path object.
         One ``scandir`` per directory a wildcard component looks into."""
+        # Confined to the cgroup filesystem: neither a wildcard listing nor a literal
+        # component follows a symlink (cgroup2 has none; a fake or tampered tree might),
+        # and ".." never gets here (parse_pattern_list). Each literal component costs
+        # one lstat per candidate and a missing one ends the walk, so resolution is
+        # linear in what exists, not quadratic in the pattern's length.
         dirs: list[tuple[str, tuple[str, ...], int]] = [(self.fs, (), -1)]
-        for component in self.parts:
-            if not dirs:
-                break
+        parts_all = self.parts
+        i, n = 0, len(parts_all)
+        while i < n and dirs:
+            component = parts_all[i]
             if _MAGIC.search(component):
                 match = _matcher(component).match
                 dotted = component.startswith(".")
@@ -134,40 +145,42 @@ class CgroupPattern:
                                 if (name[0] == "." and not dotted) or not match(name):
                                     continue
                                 try:
-                                    if entry.is_dir():
-                                        # A symlink's own inode is not the cgroup's.
-                                        inode = (
-                                            entry.stat().st_ino
-                                            if entry.is_symlink()
-                                            else entry.inode()
-                                        )
-                                        found.append((entry.path, (*parts, name), inode))
+                                    if entry.is_dir(follow_symlinks=False):
+                                        found.append((entry.path, (*parts, name), entry.inode()))
                                 except OSError:
                                     continue
                     except OSError:
                         continue
                 dirs = found
-            else:
-                dirs = [
-                    (
-                        base + "/" + component if base != "/" else "/" + component,
-                        (*parts, component),
-                        -1,
-                    )
-                    for base, parts, _ in dirs
-                ]
-        result: list[tuple[str, tuple[str, ...], int]] = []
-        for path, parts, inode in dirs:
-            if inode < 0:
-                try:
-                    st = os.stat(path)
-                except OSError:
-                    continue
-                if not _is_dir(st.st_mode):
-                    continue
-                inode = st.st_ino
-            result.append((path, parts, inode))
-        return result
+                i += 1
+                continue
+            end = i + 1
+            while end < n and not _MAGIC.search(parts_all[end]):
+                end += 1
+            run = parts_all[i:end]
+            walked: list[tuple[str, tuple[str, ...], int]] = []
+            for base, parts, _ in dirs:
+                path, inode = base, -1
+                for name in run:
+                    path = path + "/" + name if path != "/" else "/" + name
+                    try:
+                        st = os.lstat(path)
+                    except OSError:
+                        break
+                    if not _is_dir(st.st_mode):
+                        break
+                    inode = st.st_ino
+                else:
+                    walked.append((path, parts + run, inode))
+            dirs = walked
+            i = end
+        if not parts_all:  # the root itself
+            try:
+                st = os.stat(self.fs)
+            except OSError:
+                return []
+            return [(self.fs, (), st.st_ino)] if _is_dir(st.st_mode) else []
+        return dirs
 
     def matches(self, path: CgroupPath) -> bool:
         """Whether ``path`` itself matches this pattern (no filesystem access)."""
@@ -193,5 +206,34 @@ def _is_dir(mode: int) -> bool:
 
 def parse_pattern_list(fs: str, text: str) -> tuple[CgroupPattern, ...]:
     """A plugin's ``cgroup`` value: split on commas, empty pieces dropped, no trimming
-    (as upstream, so ``"a, b"`` names a cgroup called ``" b"``)."""
-    return tuple(CgroupPattern(fs, piece) for piece in text.split(",") if piece)
+    (as upstream, so ``"a, b"`` names a cgroup called ``" b"``). Raises ValueError for a
+    pattern that could name something outside the cgroup filesystem or nothing at all
+    (see :func:`check_pattern`)."""
+    patterns = tuple(CgroupPattern(fs, piece) for piece in text.split(",") if piece)
+    for pattern in patterns:
+        check_pattern(pattern)
+    return patterns
+
+
+def check_pattern(pattern: CgroupPattern) -> None:
+    """ValueError unless ``pattern`` is confined to the cgroup filesystem and can be
+    looked up: no ``..`` or ``.`` component (upstream's glob would leave the mount:
+    ``../*`` reaches the v1 hierarchies), no NUL, no lone surrogate (only a ``\\u``
+    escape in the JSON makes one: config bytes that are not UTF-8 read as U+FFFD), and
+    at most :data:`MAX_PATTERN_COMPONENTS` components."""
+    shown = pattern.text if len(pattern.text) <= 60 else pattern.text[:57] + "..."
+    where = f"cgroup pattern {shown!r}"
+    if "\x00" in pattern.text:
+        raise ValueError(f"{where} contains a NUL character")
+    if _SURROGATE.search(pattern.text):
+        raise ValueError(f"{where} is not valid Unicode (a lone surrogate)")
+    if len(pattern.parts) > MAX_PATTERN_COMPONENTS:
+        raise ValueError(
+            f"{where} has more than {MAX_PATTERN_COMPONENTS} components; "
+            "no cgroup path is that deep"
+        )
+    for part in pattern.parts:
+        if part in (".", ".."):
+            raise ValueError(
+                f'{where} has a "{part}" component; patterns must stay inside the cgroup filesystem'
+            )

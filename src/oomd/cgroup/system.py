@@ -16,6 +16,7 @@ from typing import Any
 
 from oomd.cgroup import fs
 from oomd.cgroup.fs import KeyedValues, Pressure
+from oomd.trusted import read_regular
 
 
 def _page_size() -> int:
@@ -83,8 +84,7 @@ class SystemContext:
         ``meminfo_location`` test hook), for plugins that need it at start-up. Raises
         OSError when the file cannot be read."""
         target = path if path is not None else self.proc_root + "/meminfo"
-        with open(target, "rb") as f:
-            return fs.parse_meminfo(f.read())
+        return fs.parse_meminfo(read_regular(target))  # never a FIFO or a device
 
     def vmstat(self) -> KeyedValues | None:
         """``/proc/vmstat``, or None if unreadable. As upstream HEAD, a line without a

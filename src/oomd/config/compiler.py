@@ -267,7 +267,11 @@ class _Compiler:
         prekill_timeout = self.delay(
             ir.prekill_hook_timeout, DEFAULT_PREKILL_HOOK_TIMEOUT, where, "prekill_hook_timeout"
         )
-        cgroups = parse_pattern_list(self.env.cgroup_fs, ir.cgroup)
+        try:
+            cgroups = parse_pattern_list(self.env.cgroup_fs, ir.cgroup)
+        except ValueError as e:
+            self.fail(where, f'"cgroup": {e}')
+            cgroups = ()
         if ir.xattr_filter and not cgroups:
             self.warn(
                 where, '"xattr_filter" has no effect without a ruleset-level "cgroup" (as upstream)'

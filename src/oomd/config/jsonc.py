@@ -271,8 +271,11 @@ class _Reader:
         self.pos = p
         token = text[start:p]
         body = token[1:] if token[0] == "-" else token
-        if body.isdigit() or body == "":
-            value = int(body) if body else 0
+        # More than 20 significant digits never fits in 64 bits (and int() refuses
+        # over 4,300 digits): such a number is a double, as jsoncpp reads it.
+        significant = body.lstrip("0")
+        if body == "" or (body.isdigit() and len(significant) <= 20):
+            value = int(significant or "0")
             if token[0] == "-":
                 if value <= -INT64_MIN:
                     return -value

@@ -11,6 +11,7 @@ from oomd.config.errors import ConfigError
 from oomd.config.ir import ConfigIR, DetectorGroupIR, DropInIR, PluginIR, RulesetIR
 from oomd.config.jsonc import JsonValue
 from oomd.config.suggest import did_you_mean
+from oomd.trusted import read_regular
 
 #: The keys upstream reads at each level; any other key is ignored (by upstream too),
 #: so we warn about it, naming the closest known key (docs/compatibility.md).
@@ -207,8 +208,7 @@ def parse_config(text: str, source: str = "<config>") -> ConfigIR:
 def load_config(path: str) -> ConfigIR:
     """Read and parse a config file; ConfigError if it cannot be read or parsed."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_regular(path)
     except OSError as e:
         raise ConfigError(
             [f"Could not open confg_file={path} ({e.strerror})"]

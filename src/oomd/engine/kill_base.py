@@ -306,7 +306,30 @@ class KillPlugin(Action):
         if own is None:
             return False
         victim = cg.path.absolute
-        return own == victim or own.startswith(victim.rstrip("/") + "/")
+        if own == victim or own.startswith(victim.rstrip("/") + "/"):
+            return True
+        # Identities, not spellings: the victim is protected if it is the same
+        # directory (device, inode) as the daemon's cgroup or one of its ancestors.
+        # (Imported here to keep this change to the one method.)
+        import os
+
+        try:
+            st = os.stat(victim)
+        except OSError:
+            return False
+        path = own
+        while True:
+            try:
+                mine = os.stat(path)
+            except OSError:
+                pass
+            else:
+                if (mine.st_dev, mine.st_ino) == (st.st_dev, st.st_ino):
+                    return True
+            parent = os.path.dirname(path)
+            if parent == path:
+                return False
+            path = parent
 
     def kill_and_log(self, ctx: OomdContext, cg: CgroupContext) -> bool:
         """Kill one cgroup and write the kill line; True if anything was killed."""

@@ -195,7 +195,16 @@ class Ruleset:
         assert self.factory is not None
         visited: set[str] = set()
         result = 0
-        for cg in ctx.resolve(self.cgroups):
+        try:
+            matched = ctx.resolve(self.cgroups)
+        except Exception as e:
+            # Outside any plugin's guard: a failure here stays in this ruleset, and
+            # its copies are kept for the next tick.
+            log.always(
+                f'Ruleset "{self.name}": resolving its cgroups failed: {type(e).__name__}: {e}'
+            )
+            return 0
+        for cg in matched:
             key = cg.path.absolute
             if self.xattr_filter:
                 names = cg.xattr_names()

@@ -112,6 +112,38 @@ class _Running:
             self.proc.stdout.close()
 
 
+def _env_value(text: str) -> bytes:
+    """An environment value for any name: a NUL (which no environment can hold) is
+    written ``\\x00`` and a lone surrogate that is not an escaped byte ``\\udfff``."""
+    return text.replace("\x00", "\\x00").encode(
+        "utf-8", "surrogateescape" if _escaped_only(text) else "backslashreplace"
+    )
+
+
+def _escaped_only(text: str) -> bool:
+    try:
+        text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _normal_oom_score(pid: int) -> None:
+    """The hook must not inherit the daemon's -1000 (never the kernel OOM killer's
+    pick): set it to 0 from here, just after the start (raising a score needs no
+    privilege). The hook runs its first instants with the daemon's score."""
+    try:
+        fd = os.open(f"/proc/{pid}/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.write(fd, b"0")
+    except OSError as e:
+        log.info(f"Prekill hook [{pid}]: cannot set oom_score_adj to 0 ({e.strerror})")
+    finally:
+        os.close(fd)
+
+
 class ExecPrekillHook(PrekillHook):
     """Runs a command before the kill (our addition; upstream ships only a dummy)."""
 
@@ -123,13 +155,13 @@ class ExecPrekillHook(PrekillHook):
             raise ArgError("cgroup", 'Required arg "cgroup" missing (or give "xattr")')
 
     def fire(self, cg: CgroupContext, action: ActionContext) -> PrekillHookInvocation:
-        env = dict(os.environ)
+        env: dict[str, str | bytes] = dict(os.environ)
         env.update(
-            OOMD_CGROUP=cg.path.relative,
-            OOMD_CGROUP_PATH=cg.path.absolute,
-            OOMD_RULESET=action.ruleset_name,
-            OOMD_DETECTOR_GROUP=action.detector_group,
-            OOMD_KILL_UUID=action.kill_uuid,
+            OOMD_CGROUP=_env_value(cg.path.relative),
+            OOMD_CGROUP_PATH=_env_value(cg.path.absolute),
+            OOMD_RULESET=_env_value(action.ruleset_name),
+            OOMD_DETECTOR_GROUP=_env_value(action.detector_group),
+            OOMD_KILL_UUID=_env_value(action.kill_uuid),
         )
         try:
             proc = subprocess.Popen(
@@ -143,6 +175,10 @@ class ExecPrekillHook(PrekillHook):
         except OSError as e:
             log.info(f"Prekill hook {self.name} could not run {self.argv[0]}: {e.strerror}")
             return _Done()
+        except ValueError as e:  # a NUL in argv
+            log.info(f"Prekill hook {self.name} could not run {self.argv[0]!r}: {e}")
+            return _Done()
+        _normal_oom_score(proc.pid)
         log.info(
             f"Prekill hook {self.name} [{proc.pid}] started for {cg.path.relative}: {shlex.join(self.argv)}"
         )
