@@ -203,8 +203,11 @@ def _print_default_config() -> int:
     except ConfigError as e:
         log.raw(str(e))
         return 1
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `oomd --print-default-config | head`
+        pass
     return 0
 
 
