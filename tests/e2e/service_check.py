@@ -53,6 +53,12 @@ RestartSec=1s
 StandardOutput=append:{OUT}/oomd-service.log
 StandardError=append:{OUT}/oomd-service.log
 """
+#: Masked in the guest: slow under TCG, and nothing the service needs.
+TRIMMED = (
+    "systemd-tmpfiles-setup.service",
+    "systemd-journal-flush.service",
+    "systemd-update-utmp.service",
+)
 HOG = (
     "import os, time\n"
     "b = bytearray(200 << 20)\n"
@@ -112,23 +118,22 @@ def main() -> int:
         return 2
     Path("/etc/oomd").mkdir(parents=True, exist_ok=True)
     Path("/etc/oomd/oomd.json").write_text(json.dumps(CONFIG))
+    # The test's own drop-in, and the guest trimmed of sysinit work that only costs
+    # time under TCG (tmpfiles over the 9p root: ~30 s), before install-service's
+    # daemon-reload picks them up. The unit itself is not changed.
+    dropin = Path("/etc/systemd/system/oomd.service.d")
+    dropin.mkdir(parents=True, exist_ok=True)
+    (dropin / "test.conf").write_text(TEST_DROPIN)
+    for unit in TRIMMED:
+        Path(f"/etc/systemd/system/{unit}").symlink_to("/dev/null")
     t0 = time.monotonic()
     install = sh(str(OOMD), "install-service", "--", "-i", "1")
     check(
         "install-service",
         install.returncode == 0 and "ran systemctl daemon-reload" in install.stdout,
+        s=round(time.monotonic() - t0, 2),
         stdout=install.stdout,
         stderr=install.stderr[-2000:],
-    )
-    dropin = Path("/etc/systemd/system/oomd.service.d")
-    dropin.mkdir(parents=True, exist_ok=True)
-    (dropin / "test.conf").write_text(TEST_DROPIN)
-    sh("systemctl", "daemon-reload")
-    verify = sh("systemd-analyze", "verify", "--man=no", "/etc/systemd/system/oomd.service")
-    check(
-        "systemd-analyze verify",
-        verify.returncode == 0 and not verify.stderr.strip(),
-        stderr=verify.stderr,
     )
 
     started = time.monotonic()
@@ -206,6 +211,7 @@ def main() -> int:
     )
     check("clean exit logged", "Received signal 15. Exiting!" in log, log_tail=log[-1500:])
     print(json.dumps({"total_s": round(time.monotonic() - t0, 2), "failures": failures}))
+    # systemd-analyze verify runs on the host (tests/test_install_service.py).
     return 1 if failures else 0
 
 
