@@ -73,3 +73,28 @@ def test_the_page_is_viewable_with_man_l() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "install-service" in result.stdout and "EXIT STATUS" in result.stdout
+
+
+COMPLETION = MANPAGE.parents[1] / "completion" / "oomd"
+
+
+def _complete(*words: str) -> set[str]:
+    """What the bash completion offers for the command line ``words`` (the last one is
+    the word being completed)."""
+    script = (
+        f"source {COMPLETION}\n"
+        f"COMP_WORDS=({' '.join(repr(w) for w in words)}); COMP_CWORD={len(words) - 1}\n"
+        "_oomd; printf '%s\\n' \"${COMPREPLY[@]}\""
+    )
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.split())
+
+
+def test_bash_completion_offers_every_long_flag_and_the_subcommand() -> None:
+    if shutil.which("bash") is None:
+        pytest.skip("bash is not installed")
+    long_flags = {f for f in _flags(_help().split("subcommands")[0]) if f.startswith("--")}
+    assert _complete("oomd", "--") == long_flags
+    assert _complete("oomd", "inst") == {"install-service"}
+    assert "--unit-dir" in _complete("oomd", "install-service", "--")
