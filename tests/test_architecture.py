@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("public API", ("oomd.plugin",)),
     ("engine", ("oomd.engine",)),
     ("host", ("oomd.cgroup", "oomd.kill", "oomd.dbus", "oomd.host")),
-    ("side", ("oomd.stats", "oomd.inotify")),
+    ("side", ("oomd.stats", "oomd.inotify", "oomd.notify")),
     ("base", ("oomd", "oomd.cnum", "oomd.log", "oomd.libc", "oomd.trusted")),
 ]
 

@@ -24,9 +24,8 @@ from pathlib import Path
 import pytest
 
 from oomd.cgroup import mount
-from oomd.config.default_policy import DEFAULT_POLICY_NAME, DEFAULT_POLICY_TEXT
+from oomd.config.default_policy import default_policy
 from oomd.config.host_policy import HostFacts, adapt_policy, to_json
-from oomd.config.parser import parse_config
 from tests.support.daemon import Daemon, our_oomd
 from tests.support.procs import Spawner
 from tests.support.real_cgroups import move, real_cgroup
@@ -156,7 +155,7 @@ def test_builtin_policy_is_armed_on_this_host_and_would_kill_the_test_cgroup(
         # 2. The same policy as fitted to this host, thresholds lowered: a would-be kill
         # of the test's cgroup, the only one there is to kill.
         host = HostFacts(str(base), mount.controllers(str(base)))
-        ir, _ = adapt_policy(parse_config(DEFAULT_POLICY_TEXT, DEFAULT_POLICY_NAME), host)
+        ir, _ = adapt_policy(default_policy(), host)
         data = to_json(ir)
         for rs in data["rulesets"]:  # type: ignore[attr-defined]
             for group in rs["detectors"]:

@@ -47,6 +47,7 @@ extensions (not in upstream oomd):
   --strict                   With -c: every warning fails the check (exit 1)
   --drop-in FILE             With -c: check the drop-in FILE against CONFIG (-w DIR
                              with -c checks every drop-in of DIR)
+  --print-default-config     Print the built-in default policy (commented JSON) and exit
 
 Without --config, /etc/oomd.json is used if it exists, else a built-in default policy.
 If /sys/fs/cgroup is not cgroup2 and --cgroup-fs is not given, the cgroup2 mount is
@@ -78,6 +79,7 @@ LONG = [
     "plugin-dir=",
     "strict",
     "drop-in=",
+    "print-default-config",
 ]
 
 
@@ -204,6 +206,23 @@ def _list_plugins(plugin_dirs: Sequence[str]) -> int:
     return 0
 
 
+def _print_default_config() -> int:
+    from oomd.config.default_policy import default_policy_text
+    from oomd.config.errors import ConfigError
+
+    try:
+        text = default_policy_text()
+    except ConfigError as e:
+        log.raw(str(e))
+        return 1
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `oomd --print-default-config | head`
+        pass
+    return 0
+
+
 def parse_args(argv: Sequence[str], dev_block_root: str = iocost.DEV_BLOCK_ROOT) -> Options:
     """Parse the command line; raises UsageExit for -h/-v/-l and errors. ``--device``
     ids are checked under ``dev_block_root`` (``/sys/dev/block``)."""
@@ -222,6 +241,8 @@ def parse_args(argv: Sequence[str], dev_block_root: str = iocost.DEV_BLOCK_ROOT)
                 sys.stdout.write(f"v{__version__}\n")
                 sys.stdout.flush()
                 raise UsageExit(0)
+            elif flag == "--print-default-config":
+                raise UsageExit(_print_default_config())
             elif flag in ("-l", "--list-plugins"):
                 raise UsageExit(_list_plugins(_plugin_dirs(argv)))
             elif flag in ("-C", "--config"):

@@ -25,20 +25,21 @@ from oomd.cgroup.system import SystemContext
 from oomd.cgroup.triggers import PressureTriggers, raise_fd_limit
 from oomd.config import armed
 from oomd.config.compiler import Compiled, compile_config, compile_dropin
-from oomd.config.default_policy import DEFAULT_POLICY_NAME, DEFAULT_POLICY_TEXT
+from oomd.config.default_policy import default_policy
 from oomd.config.errors import ConfigError
 from oomd.config.host_policy import HostFacts, adapt_policy
 from oomd.config.ir import ConfigIR
-from oomd.config.parser import load_config, parse_config
+from oomd.config.parser import load_config
 from oomd.dropin import DropInService, dropin_files, read_dropin
 from oomd.engine.plugin import PluginEnv
 from oomd.host import Host
 from oomd.libc import libc
 from oomd.log import Kmsg, NullKmsg
+from oomd.notify import Notifier
 from oomd.options import Options
 from oomd.plugins import registry
 from oomd.scheduler import run_ticks
-from oomd.stats import CORE_KEYS, Stats, StatsServer
+from oomd.stats import CORE_KEYS, KILLS, Stats, StatsServer
 
 EXIT_CANT_RECOVER = 3
 LOCK_FILE = "oomd.lock"
@@ -68,7 +69,7 @@ def own_cgroup(cgroup_fs: str, proc_root: str = "/proc") -> str | None:
 def _load_ir(opts: Options) -> tuple[ConfigIR, bool]:
     """The config to run and whether it is the built-in default policy."""
     if not opts.config_given and not os.path.exists(opts.config):
-        return parse_config(DEFAULT_POLICY_TEXT, DEFAULT_POLICY_NAME), True
+        return default_policy(), True
     return load_config(opts.config), False
 
 
@@ -289,8 +290,20 @@ class _Signals:
         return self
 
 
+def _status(engine_rulesets: int, kills: int, last_kill: str | None, dry_run: bool) -> str:
+    """The one-line ``STATUS=`` systemd shows for the service."""
+    armed = f"{engine_rulesets} ruleset{'s' if engine_rulesets != 1 else ''} armed"
+    last = (
+        f"{kills} kill{'s' if kills != 1 else ''}, last at {last_kill}"
+        if last_kill
+        else "no kill yet"
+    )
+    return f"{armed}, {last}" + (" [--dry-run]" if dry_run else "")
+
+
 def run(opts: Options) -> int:
     """Daemon mode. Returns an exit status (or dies by SIGTERM/SIGINT)."""
+    notifier = Notifier.from_env()  # first: the commands we run must not inherit it
     try:
         kmsg = Kmsg(opts.kmsg)
     except OSError as e:
@@ -381,6 +394,30 @@ def run(opts: Options) -> int:
     monitor = armed.Monitor()
     monitor.check(engine, time.monotonic())
     log.always("Running oomd")
+    # systemd (Type=notify): READY after the first tick, then a watchdog ping and a
+    # status line after every tick; oomd.notify.
+    if notifier.watchdog_usec is not None and opts.interval * 2e6 > notifier.watchdog_usec:
+        log.always(
+            f"Warning: WatchdogSec={notifier.watchdog_usec / 1e6:g}s is shorter than two "
+            f"intervals (-i {opts.interval}): systemd will restart oomd between ticks"
+        )
+    seen = {"ticks": 0, "kills": 0, "counter": 0}
+    last_kill: list[str] = []
+
+    def notify() -> None:
+        counter = stats.get(KILLS) or 0
+        if counter > seen["counter"]:
+            seen["kills"] += counter - seen["counter"]
+            last_kill[:] = [time.strftime("%H:%M:%S")]
+        seen["counter"] = counter  # -r zeroes the counter
+        status = _status(
+            len(engine.rulesets), seen["kills"], last_kill[0] if last_kill else None, opts.dry_run
+        )
+        if seen["ticks"] == 0:
+            notifier.send(ready="1", watchdog="1", status=status)
+        else:
+            notifier.send(watchdog="1", status=status)
+        seen["ticks"] += 1
 
     def reload() -> None:
         """SIGHUP: the config (and the drop-ins, re-read against it) replace the
@@ -425,12 +462,16 @@ def run(opts: Options) -> int:
             engine.tick(ctx)
         except Exception as e:
             log.always(f"Error during tick: {type(e).__name__}: {e}")
+            notify()
             return  # keep the triggers: the detectors that did not run still watch
         triggers.end_tick()
+        notify()
 
     run_ticks(tick, float(opts.interval), signals.read_fd, triggers, lambda: bool(signals.received))
     signum = signals.received
     log.raw(f"Received signal {signum}. Exiting!")
+    notifier.send(stopping="1", status=f"Received signal {signum}. Exiting!")
+    notifier.close()
     stats_server.close()
     os.close(lock_fd)
     kmsg.close()

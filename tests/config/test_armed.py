@@ -18,9 +18,8 @@ from oomd import daemon
 from oomd.cli import parse_args
 from oomd.config import armed
 from oomd.config.compiler import compile_config
-from oomd.config.default_policy import DEFAULT_POLICY_NAME, DEFAULT_POLICY_TEXT
+from oomd.config.default_policy import default_policy
 from oomd.config.host_policy import HostFacts, adapt_policy
-from oomd.config.parser import parse_config
 from oomd.engine.plugin import PluginEnv
 from tests.support.tree import FakeTree
 
@@ -396,7 +395,7 @@ def test_unknown_keys_of_a_drop_in_are_named(
 
 def fitted(tree: FakeTree) -> tuple[list[armed.Status], list[str]]:
     host = HostFacts(tree.fs, frozenset((tree.root / "cgroup.controllers").read_text().split()))
-    ir, notes = adapt_policy(parse_config(DEFAULT_POLICY_TEXT, DEFAULT_POLICY_NAME), host)
+    ir, notes = adapt_policy(default_policy(), host)
     env = PluginEnv(cgroup_fs=tree.fs, controllers=host.controllers)
     engine = compile_config(ir, env).engine
     return armed.analyse(engine), notes

@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -154,10 +154,13 @@ class Daemons:
         workdir: Path,
         *args: str,
         binds: Sequence[tuple[Path, str]] = (),
+        env: Mapping[str, str] | None = None,
     ) -> Daemon:
         """Our oomd with ``args`` (see :class:`Daemon` for ``tree``, ``workdir`` and
-        ``binds``; ``"MOUNT"`` in ``args`` stands for the cgroup2 mount point)."""
-        daemon = Daemon([*our_oomd(), *args], tree, workdir, binds)
+        ``binds``; ``"MOUNT"`` in ``args`` stands for the cgroup2 mount point), with
+        ``env`` added to the test's environment (through env(1))."""
+        prefix = ["env", *(f"{k}={v}" for k, v in env.items())] if env else []
+        daemon = Daemon([*prefix, *our_oomd(), *args], tree, workdir, binds)
         self.started.append(daemon)
         return daemon
 

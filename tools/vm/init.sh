@@ -84,6 +84,17 @@ zram)
 	;;
 esac
 
+if [ "$OOMDVM_INIT" = systemd ]; then
+	# systemd as PID 1 of the new root: it keeps the mounts above (cgroup2, /run, ...)
+	# and starts only the job unit oomdvm.py wrote (DefaultDependencies=no); the unit
+	# runs the job, writes its rc and powers off (oomdvm.py, "systemd mode").
+	mkdir -p $R/run/systemd/system
+	cp "$M/oomdvm-job.service" $R/run/systemd/system/ || fail "cannot install the job unit"
+	say "switching to systemd (uptime $(cut -d' ' -f1 /proc/uptime)s)"
+	exec switch_root $R /lib/systemd/systemd --unit=oomdvm-job.service
+	fail "cannot switch_root into systemd"
+fi
+
 say "job start (uptime $(cut -d' ' -f1 /proc/uptime)s)"
 mkfifo /job.fifo
 tee "$M/job.log" </job.fifo &

@@ -539,6 +539,43 @@ def _raise_terminated(signum: int, _frame: object) -> None:
     raise _Terminated(signum)
 
 
+#: systemd mode: what runs the job under systemd, and the unit that runs it. The wrapper
+#: plays the busybox init's part (job start/exit lines, job.log, rc) and powers off.
+SYSTEMD_JOB_WRAPPER = """\
+# written by oomdvm: runs job.sh under systemd (ExecStart of oomdvm-job.service)
+M=$(dirname "$0")
+echo "oomdvm-init: job start (uptime $(cut -d' ' -f1 /proc/uptime)s)" >/dev/console
+( /usr/bin/env -i /bin/sh "$M/job.sh" </dev/null; echo $? >"$M/rc.tmp" ) 2>&1 |
+\ttee "$M/job.log" >/dev/console
+rc=$(cat "$M/rc.tmp" 2>/dev/null)
+echo "${rc:=125}" >"$M/rc"
+echo "oomdvm-init: job exit rc=$rc" >/dev/console
+sync
+systemctl poweroff --force --force
+"""
+
+SYSTEMD_JOB_UNIT = """\
+# written by oomdvm: the only unit started at boot in systemd mode
+[Unit]
+Description=oomdvm job
+DefaultDependencies=no
+AllowIsolate=yes
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sh {wrapper}
+StandardInput=null
+StandardOutput=null
+StandardError=null
+"""
+
+
+def _write_systemd_job(meta: Path) -> None:
+    wrapper = meta / "job-systemd.sh"
+    wrapper.write_text(SYSTEMD_JOB_WRAPPER)
+    (meta / "oomdvm-job.service").write_text(SYSTEMD_JOB_UNIT.format(wrapper=wrapper))
+
+
 def run_vm(
     cmd: Sequence[str],
     *,
@@ -555,14 +592,20 @@ def run_vm(
     stream: bool = True,
     verbose: bool = False,
     image: Image | None = None,
+    init: str = "busybox",
 ) -> Result:
     """Boot the guest, run ``cmd`` as root in ``cwd`` (default: the current directory,
     the same path in the guest), power off. The guest command sees ``OOMDVM=1`` and
     ``OOMDVM_OUT`` (a directory shared read-write with the host) in its environment.
     ``stream`` echoes the serial console (kernel messages and the job's output) to
-    stdout as it comes."""
+    stdout as it comes. ``init="systemd"`` boots the host's ``/lib/systemd/systemd`` as
+    PID 1 of the guest's root instead of running ``cmd`` from the busybox init: the job
+    is then a oneshot unit (``oomdvm-job.service``, nothing else is started at boot) that
+    powers the guest off when ``cmd`` ends."""
     if swap not in ("disk", "zram", "none"):
         raise ValueError(f"swap must be disk, zram or none, not {swap!r}")
+    if init not in ("busybox", "systemd"):
+        raise ValueError(f"init must be busybox or systemd, not {init!r}")
     if root not in ("overlay", "ro"):
         raise ValueError(f"root must be overlay or ro, not {root!r}")
     t0 = time.monotonic()
@@ -601,7 +644,10 @@ def run_vm(
     job += [f"export {k}={shlex.quote(v)}" for k, v in job_env.items()]
     job += [f"cd {shlex.quote(str(workdir))} || exit 126", "exec " + shlex.join(cmd)]
     (meta / "job.sh").write_text("\n".join(job) + "\n")
+    if init == "systemd":
+        _write_systemd_job(meta)
     config = {
+        "OOMDVM_INIT": init,
         "OOMDVM_OUT": str(out_dir),
         "OOMDVM_ROOT": root,
         "OOMDVM_SWAP": swap,
@@ -617,6 +663,8 @@ def run_vm(
     if os.environ.get("OOMDVM_BZIMAGE"):
         kernel = image.bzimage
     append = KERNEL_CMDLINE + (" loglevel=8" if verbose else " quiet")
+    if init == "systemd":
+        append += " systemd.show_status=false"
     qemu = [
         image.qemu,
         "-nodefaults",
@@ -743,6 +791,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=300, help="hard limit in seconds")
     p.add_argument("-q", "--quiet", action="store_true", help="do not stream the console")
     p.add_argument("-v", "--verbose", action="store_true", help="all kernel messages")
+    p.add_argument(
+        "--init",
+        choices=("busybox", "systemd"),
+        default="busybox",
+        help="run the job from the busybox init (default) or boot systemd as PID 1",
+    )
 
 
 def _run_kwargs(a: argparse.Namespace) -> dict[str, object]:
@@ -760,6 +814,7 @@ def _run_kwargs(a: argparse.Namespace) -> dict[str, object]:
         "timeout": a.timeout,
         "stream": not a.quiet,
         "verbose": a.verbose,
+        "init": a.init,
     }
 
 

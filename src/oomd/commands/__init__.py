@@ -14,7 +14,9 @@ from collections.abc import Callable, Sequence
 from typing import cast
 
 #: name -> (module under oomd.commands, one-line summary)
-SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "install-service": ("install_service", "install oomd.service (systemd) and /etc/oomd"),
+}
 
 
 def find(name: str) -> Callable[[Sequence[str]], int] | None:

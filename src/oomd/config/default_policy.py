@@ -1,75 +1,38 @@
-"""The policy ``oomd`` runs when started without ``-C`` and with no /etc/oomd.json.
+"""The policy ``oomd`` runs when started without ``-C`` and with no config at the
+default path.
 
-It is upstream's desktop example (src/oomd/etc/desktop.json): log an overview of
-system.slice while it is under memory pressure, and kill the biggest (or fastest
-growing) session, user service or system service when user.slice stays above 60% full
-memory pressure for 30 s, or system.slice above 80% for 60 s, while the kernel has been
-reclaiming memory from it in the last 10 s; and kill the biggest swap user when free
-swap drops below 10%.
+Its one source is the commented JSON file ``oomd/etc/oomd.json`` shipped in the
+package (upstream's desktop example): ``oomd --print-default-config`` prints it,
+``oomd install-service`` installs it as /etc/oomd/oomd.json, and the daemon parses it.
+Everything that needs the built-in policy goes through :func:`default_policy_text`, so
+a policy that adapts to the host changes one function.
 """
+
+from __future__ import annotations
+
+from importlib import resources
+
+from oomd.config.errors import ConfigError
+from oomd.config.ir import ConfigIR
+from oomd.config.parser import parse_config
 
 DEFAULT_POLICY_NAME = "<built-in default policy>"
+#: The package resource that holds it: ``oomd/etc/oomd.json``.
+DEFAULT_POLICY_RESOURCE = ("oomd", "etc/oomd.json")
 
-DEFAULT_POLICY_TEXT = """
-{
-  "rulesets": [
-    {
-      "name": "system overview",
-      "silence-logs": "engine",
-      "detectors": [
-        [
-          "records system stats",
-          {"name": "dump_cgroup_overview", "args": {"cgroup": "system.slice"}}
-        ]
-      ],
-      "actions": [{"name": "continue", "args": {}}]
-    },
-    {
-      "name": "user session protection",
-      "detectors": [
-        [
-          "user pressure above 60 for 30s",
-          {
-            "name": "pressure_above",
-            "args": {"cgroup": "user.slice", "resource": "memory", "threshold": "60", "duration": "30"}
-          },
-          {"name": "memory_reclaim", "args": {"cgroup": "user.slice", "duration": "10"}}
-        ],
-        [
-          "system pressure above 80 for 60s",
-          {
-            "name": "pressure_above",
-            "args": {"cgroup": "system.slice", "resource": "memory", "threshold": "80", "duration": "60"}
-          },
-          {"name": "memory_reclaim", "args": {"cgroup": "system.slice", "duration": "10"}}
-        ]
-      ],
-      "actions": [
-        {
-          "name": "kill_by_memory_size_or_growth",
-          "args": {
-            "cgroup": "user.slice/user-*.slice/session-*.scope,user.slice/user-*.slice/user@*.service/*,system.slice/*"
-          }
-        }
-      ]
-    },
-    {
-      "name": "protection against low swap",
-      "detectors": [
-        [
-          "free swap goes below 10 percent",
-          {"name": "swap_free", "args": {"threshold_pct": "10"}}
-        ]
-      ],
-      "actions": [
-        {
-          "name": "kill_by_swap_usage",
-          "args": {
-            "cgroup": "user.slice/user-*.slice/session-*.scope,user.slice/user-*.slice/user@*.service/*,system.slice/*"
-          }
-        }
-      ]
-    }
-  ]
-}
-"""
+
+def default_policy_text() -> str:
+    """The built-in policy, as the commented JSON an operator can copy."""
+    package, name = DEFAULT_POLICY_RESOURCE
+    try:
+        return resources.files(package).joinpath(name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        # A broken installation: say what is missing rather than crash.
+        raise ConfigError(
+            [f"the built-in default policy ({package}/{name}) cannot be read: {e}"]
+        ) from None
+
+
+def default_policy() -> ConfigIR:
+    """The built-in policy, parsed."""
+    return parse_config(default_policy_text(), DEFAULT_POLICY_NAME)
