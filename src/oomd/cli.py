@@ -44,6 +44,10 @@ extensions (not in upstream oomd):
   --plugin-dir DIR           Load third-party plugins from DIR/*.py (repeatable; DIR and
                              its files must be owned by root or oomd's user, and not
                              group/other-writable)
+  --record-dir DIR           Flight recorder: keep the last --record-keep seconds of
+                             what the plugins read in DIR, and one trace file per kill
+                             (DIR/<kill uuid>.oomd-trace; docs/trace-format.md)
+  --record-keep SECONDS      The flight recorder's window (default: 300)
 
 Without --config, /etc/oomd.json is used if it exists, else a built-in default policy.
 If /sys/fs/cgroup is not cgroup2 and --cgroup-fs is not given, the cgroup2 mount is
@@ -73,6 +77,8 @@ LONG = [
     "kmsg-override=",
     "dry-run",
     "plugin-dir=",
+    "record-dir=",
+    "record-keep=",
 ]
 
 
@@ -234,6 +240,14 @@ def parse_args(argv: Sequence[str], dev_block_root: str = iocost.DEV_BLOCK_ROOT)
                 opts.dropin_dir = value
             elif flag == "--plugin-dir":
                 opts.plugin_dirs.append(value)
+            elif flag == "--record-dir":
+                opts.record_dir = value
+            elif flag == "--record-keep":
+                keep = _parse_interval(value)
+                if keep is None:
+                    log.raw(f"--record-keep not a >0 integer: {value}")
+                    raise UsageExit(1)
+                opts.record_keep = keep
             elif flag in ("-d", "--dump-stats"):
                 opts.dump_stats = True
             elif flag in ("-r", "--reset-stats"):

@@ -18,6 +18,7 @@ import select
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from oomd import log
 from oomd.cgroup import fs, mount
@@ -37,6 +38,9 @@ from oomd.options import Options
 from oomd.plugins import registry
 from oomd.scheduler import run_ticks
 from oomd.stats import CORE_KEYS, Stats, StatsServer
+
+if TYPE_CHECKING:
+    from oomd.recorder import FlightRecorder
 
 EXIT_CANT_RECOVER = 3
 LOCK_FILE = "oomd.lock"
@@ -206,6 +210,38 @@ def psi_available(proc_root: str = "/proc") -> bool:
     return False
 
 
+def _flight_recorder(
+    opts: Options, ctx: OomdContext, env: PluginEnv, config: str
+) -> FlightRecorder | None:
+    """``--record-dir``: the flight recorder, tapping ``ctx`` and the kill log; None
+    when not asked for, or when it cannot start (logged: the daemon runs on)."""
+    if opts.record_dir is None:
+        return None
+    from oomd.recorder import FlightRecorder, trace_meta
+
+    try:
+        text = DEFAULT_POLICY_TEXT
+        if os.path.exists(config):
+            with open(config, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        meta = trace_meta(
+            ctx,
+            interval=opts.interval,
+            dry_run=opts.dry_run,
+            own_cgroup=env.own_cgroup,
+            controllers=env.controllers,
+            config_text=text,
+            source="flight recorder",
+        )
+        recorder = FlightRecorder(opts.record_dir, opts.record_keep, ctx, meta)
+    except Exception as e:
+        log.always(f"Flight recorder not started ({opts.record_dir}): {type(e).__name__}: {e}")
+        return None
+    env.kmsg = recorder.tap_kmsg(env.kmsg)
+    log.always(f"Flight recorder: the last {opts.record_keep} s in {opts.record_dir}")
+    return recorder
+
+
 @dataclass
 class _Signals:
     """SIGTERM/SIGINT set a flag and wake the loop through a pipe."""
@@ -320,6 +356,7 @@ def run(opts: Options) -> int:
     # early tick (oomd.cgroup.triggers, oomd.scheduler).
     raise_fd_limit()
     triggers = ctx.triggers = PressureTriggers(log.always)
+    recorder = _flight_recorder(opts, ctx, env, ir.source if is_default else opts.config)
     log.always("Running oomd")
 
     def tick() -> None:
@@ -330,11 +367,16 @@ def run(opts: Options) -> int:
         except Exception as e:
             log.always(f"Error during tick: {type(e).__name__}: {e}")
             return  # keep the triggers: the detectors that did not run still watch
+        finally:
+            if recorder is not None:
+                recorder.end_tick()
         triggers.end_tick()
 
     run_ticks(tick, float(opts.interval), signals.read_fd, triggers, lambda: bool(signals.received))
     signum = signals.received
     log.raw(f"Received signal {signum}. Exiting!")
+    if recorder is not None:
+        recorder.close()
     stats_server.close()
     os.close(lock_fd)
     kmsg.close()

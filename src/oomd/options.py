@@ -37,6 +37,9 @@ class Options:
     dropin_dir: str | None = None
     #: ``--plugin-dir``: directories of third-party plugin files.
     plugin_dirs: list[str] = field(default_factory=list)
+    #: ``--record-dir``/``--record-keep``: the flight recorder (oomd.recorder).
+    record_dir: str | None = None
+    record_keep: int = 300
 
     @property
     def stats_socket(self) -> str:

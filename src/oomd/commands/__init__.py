@@ -14,7 +14,11 @@ from collections.abc import Callable, Sequence
 from typing import cast
 
 #: name -> (module under oomd.commands, one-line summary)
-SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "record": ("record", "record what a config's plugins read into a trace file"),
+    "replay": ("replay", "replay a trace through a config (kills simulated)"),
+    "report": ("report", "an HTML page of a trace replayed with a config"),
+}
 
 
 def find(name: str) -> Callable[[Sequence[str]], int] | None:
