@@ -57,6 +57,8 @@ class ReplayResult:
     errors: list[str] = field(default_factory=list)
     #: per tick, per detector (ruleset/group/plugin index): did it fire
     detectors: dict[str, list[tuple[float, bool]]] = field(default_factory=dict)
+    #: per detector with a numeric ``threshold``: (threshold, its cgroup patterns)
+    thresholds: dict[str, tuple[float, list[str]]] = field(default_factory=dict)
 
 
 class ReplayClock:
@@ -268,6 +270,13 @@ def run_replay(
                 for index, detector in enumerate(group.detectors):
                     name = f"{ruleset.name}/{group.name}/{index}:{detector.name}"
                     result.detectors[name] = []
+                    threshold = getattr(detector, "threshold", None)
+                    if isinstance(threshold, (int, float)):
+                        patterns = getattr(detector, "cgroup", ()) or ()
+                        result.thresholds[name] = (
+                            float(threshold),
+                            [getattr(p, "text", str(p)) for p in patterns],
+                        )
                     _watch(detector, name, fired)
         ctx = OomdContext(mat.cgroup_root, system, clock=clock)
         real_fs = meta.get("cgroup_fs", "/sys/fs/cgroup")

@@ -346,6 +346,8 @@ class Trace:
             self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
             tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master")}
         except sqlite3.DatabaseError as e:
+            if "malformed" in str(e):
+                raise TraceError(f"{path}: the trace is damaged or truncated ({e})") from None
             raise TraceError(f"{path}: not an oomd trace (SQLite says: {e})") from None
         missing = [t for t in TABLES if t not in tables]
         if missing:
