@@ -202,7 +202,11 @@ def render(trace: Trace, config_path: str) -> str:
             f'<li class="kill">tick {kill.tick} (+{kill.time - t0:.1f} s): '
             f"<code>{html.escape(kill.line)}</code>"
         )
-        body.append("<pre>" + html.escape("\n".join(kill.ranking)) + "</pre></li>")
+        body.append(
+            "<details><summary>the ranking behind it</summary><pre>"
+            + html.escape("\n".join(kill.ranking))
+            + "</pre></details></li>"
+        )
     if not result.kills:
         body.append("<li>this config kills nothing over this trace</li>")
     body.append("</ul>")
