@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint typecheck pytest upstream-oomd dbus-daemon groff e2e clean
+.PHONY: test lint typecheck pytest upstream-oomd dbus-daemon groff chromium e2e clean
 
 test: lint typecheck pytest
 
@@ -26,7 +26,7 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
-pytest: $(BIN)/.installed upstream-oomd dbus-daemon groff
+pytest: $(BIN)/.installed upstream-oomd dbus-daemon groff chromium
 	$(BIN)/pytest
 
 # Debian's build of upstream oomd (0.5.0) is the oracle of tests/differential:
@@ -42,6 +42,11 @@ dbus-daemon:
 # groff checks the man page's syntax (tests/test_manpage.py); installed when missing.
 groff:
 	@sh .ci/install-groff
+
+# Debian's headless Chromium opens `oomd report`'s page in tests/record: installed
+# with apt-get when missing (needs root), else that test skips.
+chromium:
+	@sh .ci/install-chromium
 
 # Only the real-kernel end-to-end suite (part of `pytest` too): boots the oomdvm guest
 # (tools/vm, cached in ~/.cache/oomd-vm) and runs tests/e2e in it. docs/testing.md.

@@ -18,13 +18,23 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 #: Top first. Prefixes: ``oomd.plugins`` covers every module below it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("cli", ("oomd.__main__", "oomd.cli", "oomd.commands", "oomd.testing")),
-    ("daemon", ("oomd.daemon", "oomd.scheduler", "oomd.options")),
+    (
+        "daemon",
+        (
+            "oomd.daemon",
+            "oomd.scheduler",
+            "oomd.options",
+            "oomd.recorder",
+            "oomd.replay",
+            "oomd.report",
+        ),
+    ),
     ("config", ("oomd.config", "oomd.dropin")),
     ("plugins", ("oomd.plugins",)),
     ("public API", ("oomd.plugin",)),
     ("engine", ("oomd.engine",)),
     ("host", ("oomd.cgroup", "oomd.kill", "oomd.dbus", "oomd.host")),
-    ("side", ("oomd.stats", "oomd.inotify", "oomd.notify")),
+    ("side", ("oomd.stats", "oomd.inotify", "oomd.notify", "oomd.trace")),
     ("base", ("oomd", "oomd.cnum", "oomd.log", "oomd.libc", "oomd.trusted")),
 ]
 

@@ -48,6 +48,10 @@ extensions (not in upstream oomd):
   --drop-in FILE             With -c: check the drop-in FILE against CONFIG (-w DIR
                              with -c checks every drop-in of DIR)
   --print-default-config     Print the built-in default policy (commented JSON) and exit
+  --record-dir DIR           Flight recorder: keep the last --record-keep seconds of
+                             what the plugins read in DIR, and one trace file per kill
+                             (DIR/<kill uuid>.oomd-trace; docs/trace-format.md)
+  --record-keep SECONDS      The flight recorder's window (default: 300)
 
 Without --config, /etc/oomd.json is used if it exists, else a built-in default policy.
 If /sys/fs/cgroup is not cgroup2 and --cgroup-fs is not given, the cgroup2 mount is
@@ -80,6 +84,8 @@ LONG = [
     "strict",
     "drop-in=",
     "print-default-config",
+    "record-dir=",
+    "record-keep=",
 ]
 
 
@@ -271,6 +277,14 @@ def parse_args(argv: Sequence[str], dev_block_root: str = iocost.DEV_BLOCK_ROOT)
                 opts.strict = True
             elif flag == "--drop-in":
                 opts.dropin_file = value
+            elif flag == "--record-dir":
+                opts.record_dir = value
+            elif flag == "--record-keep":
+                keep = _parse_interval(value)
+                if keep is None:
+                    log.raw(f"--record-keep not a >0 integer: {value}")
+                    raise UsageExit(1)
+                opts.record_keep = keep
             elif flag in ("-d", "--dump-stats"):
                 opts.dump_stats = True
             elif flag in ("-r", "--reset-stats"):

@@ -17,6 +17,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from oomd import log
 from oomd.cgroup import fs, mount
@@ -25,7 +26,7 @@ from oomd.cgroup.system import SystemContext
 from oomd.cgroup.triggers import PressureTriggers, raise_fd_limit
 from oomd.config import armed
 from oomd.config.compiler import Compiled, compile_config, compile_dropin
-from oomd.config.default_policy import default_policy
+from oomd.config.default_policy import default_policy, default_policy_text
 from oomd.config.errors import ConfigError
 from oomd.config.host_policy import HostFacts, adapt_policy
 from oomd.config.ir import ConfigIR
@@ -40,6 +41,9 @@ from oomd.options import Options
 from oomd.plugins import registry
 from oomd.scheduler import run_ticks
 from oomd.stats import CORE_KEYS, KILLS, Stats, StatsServer
+
+if TYPE_CHECKING:
+    from oomd.recorder import FlightRecorder
 
 EXIT_CANT_RECOVER = 3
 LOCK_FILE = "oomd.lock"
@@ -262,6 +266,38 @@ def psi_available(proc_root: str = "/proc") -> bool:
     return False
 
 
+def _flight_recorder(
+    opts: Options, ctx: OomdContext, env: PluginEnv, config: str
+) -> FlightRecorder | None:
+    """``--record-dir``: the flight recorder, tapping ``ctx`` and the kill log; None
+    when not asked for, or when it cannot start (logged: the daemon runs on)."""
+    if opts.record_dir is None:
+        return None
+    from oomd.recorder import FlightRecorder, trace_meta
+
+    try:
+        text = default_policy_text()
+        if os.path.exists(config):
+            with open(config, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        meta = trace_meta(
+            ctx,
+            interval=opts.interval,
+            dry_run=opts.dry_run,
+            own_cgroup=env.own_cgroup,
+            controllers=env.controllers,
+            config_text=text,
+            source="flight recorder",
+        )
+        recorder = FlightRecorder(opts.record_dir, opts.record_keep, ctx, meta)
+    except Exception as e:
+        log.always(f"Flight recorder not started ({opts.record_dir}): {type(e).__name__}: {e}")
+        return None
+    env.kmsg = recorder.tap_kmsg(env.kmsg)
+    log.always(f"Flight recorder: the last {opts.record_keep} s in {opts.record_dir}")
+    return recorder
+
+
 class _Signals:
     """SIGTERM/SIGINT set a flag and wake the loop through a pipe."""
 
@@ -393,6 +429,7 @@ def run(opts: Options) -> int:
     # can act (oomd.config.armed).
     monitor = armed.Monitor()
     monitor.check(engine, time.monotonic())
+    recorder = _flight_recorder(opts, ctx, env, ir.source if is_default else opts.config)
     log.always("Running oomd")
     # systemd (Type=notify): READY after the first tick, then a watchdog ping and a
     # status line after every tick; oomd.notify.
@@ -464,6 +501,9 @@ def run(opts: Options) -> int:
             log.always(f"Error during tick: {type(e).__name__}: {e}")
             notify()
             return  # keep the triggers: the detectors that did not run still watch
+        finally:
+            if recorder is not None:
+                recorder.end_tick()
         triggers.end_tick()
         notify()
 
@@ -472,6 +512,8 @@ def run(opts: Options) -> int:
     log.raw(f"Received signal {signum}. Exiting!")
     notifier.send(stopping="1", status=f"Received signal {signum}. Exiting!")
     notifier.close()
+    if recorder is not None:
+        recorder.close()
     stats_server.close()
     os.close(lock_fd)
     kmsg.close()

@@ -45,6 +45,9 @@ class Options:
     strict: bool = False
     #: ``--drop-in FILE`` (with ``-c``): one drop-in file to check against the config.
     dropin_file: str | None = None
+    #: ``--record-dir``/``--record-keep``: the flight recorder (oomd.recorder).
+    record_dir: str | None = None
+    record_keep: int = 300
 
     def __init__(self, **settings: Any) -> None:
         names = self.names()

@@ -171,13 +171,16 @@ class CgroupContext:
     def _read(self, name: str) -> bytes | None:
         if self.dead:
             return None
-        if self._rooted:
-            ctx = self.ctx
-            if ctx._root_fd >= 0:
-                # The path below the root: the absolute path past "<cgroup_fs>/".
-                rel = self.path.absolute[ctx._fs_prefix :]
-                return fs.read_bytes(rel + "/" + name if rel else name, ctx._root_fd)
-        return fs.read_bytes(self.path.absolute + "/" + name)
+        ctx = self.ctx
+        if self._rooted and ctx._root_fd >= 0:
+            # The path below the root: the absolute path past "<cgroup_fs>/".
+            rel = self.path.absolute[ctx._fs_prefix :]
+            data = fs.read_bytes(rel + "/" + name if rel else name, ctx._root_fd)
+        else:
+            data = fs.read_bytes(self.path.absolute + "/" + name)
+        if ctx.tap is not None:
+            ctx.tap(self, name, data)
+        return data
 
     def _archive(self) -> None:
         """Keep last tick's values of the fields with history; forget the rest."""
@@ -369,12 +372,16 @@ class CgroupContext:
         """Names of the extended attributes on the cgroup directory (one syscall)."""
         if self.dead:
             return None
+        names: list[str] | None
         try:
             names = os.listxattr(self.path.absolute)
         except OSError as e:
-            return _NO_XATTRS if e.errno in (errno.ENOTSUP, errno.ENODATA) else None
+            names = [] if e.errno in (errno.ENOTSUP, errno.ENODATA) else None
         # Most cgroups have none: share one empty set (216 bytes per cgroup otherwise).
-        return frozenset(names) if names else _NO_XATTRS
+        value = None if names is None else frozenset(names) if names else _NO_XATTRS
+        if self.ctx.tap is not None:
+            self.ctx.tap(self, "xattrs", value)
+        return value
 
     def has_xattr(self, name: str) -> bool:
         names = self.xattr_names()
@@ -611,6 +618,9 @@ class OomdContext:
         #: watched pressure file is polled.
         self.triggers: PressureTriggers | None = None
         self._root_is_cgroup2: bool | None = None
+        #: Sees every cgroup file read (and xattr listing, as "xattrs") of the tick:
+        #: the flight recorder (oomd.recorder). None: nothing to do.
+        self.tap: Callable[[CgroupContext, str, object], None] | None = None
 
     def now(self) -> float:
         return self.clock()

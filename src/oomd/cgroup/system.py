@@ -44,6 +44,9 @@ class SystemContext:
         self._now: float | None = None
         #: (tick time, pswpout) of the last swap-out sample, kept across ticks.
         self._swapout_sample: tuple[float, int] | None = None
+        #: Sees every file read of the tick (name under the proc root, content or
+        #: None): the flight recorder (oomd.recorder). None: nothing to do.
+        self.tap: Callable[[str, bytes | None], None] | None = None
 
     def refresh(self, now: float | None = None) -> None:
         """Start a new tick at time ``now`` (default: the clock's reading)."""
@@ -62,6 +65,8 @@ class SystemContext:
             return data
         except KeyError:
             data = self._cache["file:" + name] = fs.read_bytes(self.proc_root + "/" + name)
+            if self.tap is not None:
+                self.tap(name, data)
             return data
 
     def meminfo(self) -> dict[str, int] | None:

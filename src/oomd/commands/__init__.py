@@ -16,6 +16,9 @@ from typing import cast
 #: name -> (module under oomd.commands, one-line summary)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "install-service": ("install_service", "install oomd.service (systemd) and /etc/oomd"),
+    "record": ("record", "record what a config's plugins read into a trace file"),
+    "replay": ("replay", "replay a trace through a config (kills simulated)"),
+    "report": ("report", "an HTML page of a trace replayed with a config"),
 }
 
 
