@@ -96,26 +96,63 @@ _MISSING: Any = object()
 _NO_XATTRS: frozenset[str] = frozenset()
 R = TypeVar("R")
 
-#: The slot of each per-tick field, in definition order (filled by :func:`per_tick`).
+#: The per-tick fields that a tick reads for every cgroup it ranks or logs (pressure,
+#: usage, protection, growth, xattrs): each has a slot of its own in the context.
+#: Every other field lives in one side record (:class:`_TickRecord`), made on the first
+#: read of any of them in a tick: a slot costs 8 bytes per cgroup whether or not it is
+#: ever read, and at 10,000 cgroups 35 slots cost 2 MB more than these few.
+_HOT_FIELDS = frozenset(
+    {
+        "current_usage",
+        "_psi_memory",
+        "mem_pressure",
+        "memory_low",
+        "memory_min",
+        "memory_protection",
+        "effective_usage",
+        "average_usage",
+        "xattr_names",
+    }
+)
+#: The slot of each per-tick field, in definition order (filled by :func:`per_tick`):
+#: in the context (hot) or in its side record (cold).
 _TICK_SLOTS: list[str] = []
+_COLD_SLOTS: list[str] = []
 
 
 def per_tick(compute: Callable[[CgroupContext], R]) -> Callable[[CgroupContext], R]:
     """The one per-tick memoizer of a cgroup's fields: the first call in a tick
-    computes the value (a file read, a parse, a derivation) and keeps it in a slot of
-    its own (``_t_<name>``) until :meth:`CgroupContext._archive` resets every such slot
-    for the next tick. Failures (None) are kept too: one tick sees one consistent
-    snapshot and never retries a missing file. Slots rather than a per-cgroup dict: no
-    dict (272 bytes with 6-10 keys) per cgroup, and a first read raises nothing."""
+    computes the value (a file read, a parse, a derivation) and keeps it in a slot
+    (``_t_<name>``) until :meth:`CgroupContext._archive` resets every such slot for
+    the next tick. Failures (None) are kept too: one tick sees one consistent snapshot
+    and never retries a missing file. Slots rather than a per-cgroup dict: no dict
+    (272 bytes with 6-10 keys) per cgroup, and a first read raises nothing. The slot is
+    the context's own for the fields of ``_HOT_FIELDS``, else the side record's."""
     slot = "_t_" + compute.__name__
-    _TICK_SLOTS.append(slot)
+    field: Callable[[CgroupContext], R]
+    if compute.__name__ in _HOT_FIELDS:
+        _TICK_SLOTS.append(slot)
 
-    def field(self: CgroupContext) -> R:
-        value: R = getattr(self, slot)
-        if value is _MISSING:
-            value = compute(self)
-            setattr(self, slot, value)
-        return value
+        def field(self: CgroupContext) -> R:
+            value: R = getattr(self, slot)
+            if value is _MISSING:
+                value = compute(self)
+                setattr(self, slot, value)
+            return value
+
+    else:
+        _COLD_SLOTS.append(slot)
+
+        def field(self: CgroupContext) -> R:
+            record = self._tick_record
+            if record is None:
+                record = self._tick_record = _TickRecord()
+            value: R = getattr(record, slot)
+            if value is _MISSING:
+                # computed before it is stored: a field may read other cold fields
+                value = compute(self)
+                setattr(record, slot, value)
+            return value
 
     field.__name__ = compute.__name__
     field.__qualname__ = compute.__qualname__
@@ -137,12 +174,12 @@ class CgroupContext:
         "is_root",
         "last_tick",
         "path",
+        "_tick_record",
     )
 
     # The per-tick slots read by name (the others only through their field).
     _t_average_usage: int | None
-    _t_io_cost_cumulative: float | None
-    _t_pg_scan_cumulative: int | None
+    _tick_record: _TickRecord | None
 
     def __init__(self, ctx: OomdContext, path: CgroupPath, inode: int) -> None:
         self.ctx = ctx
@@ -185,16 +222,22 @@ class CgroupContext:
     def _archive(self) -> None:
         """Keep last tick's values of the fields with history; forget the rest."""
         average = self._t_average_usage
-        io_cost = self._t_io_cost_cumulative
-        pg_scan = self._t_pg_scan_cumulative
         self._prev_average = None if average is _MISSING else average
-        self._prev_io_cost = None if io_cost is _MISSING else io_cost
-        self._prev_pg_scan = None if pg_scan is _MISSING else pg_scan
+        record = self._tick_record
+        if record is None:
+            self._prev_io_cost = self._prev_pg_scan = None
+        else:
+            io_cost = record._t_io_cost_cumulative
+            pg_scan = record._t_pg_scan_cumulative
+            self._prev_io_cost = None if io_cost is _MISSING else io_cost
+            self._prev_pg_scan = None if pg_scan is _MISSING else pg_scan
         self._reset()
 
     def is_cached(self, name: str) -> bool:
         """Whether the per-tick field ``name`` was computed this tick (for tests)."""
-        return getattr(self, "_t_" + name, _MISSING) is not _MISSING
+        slot = "_t_" + name
+        record = self._tick_record if slot in _COLD_SLOTS else self
+        return getattr(record, slot, _MISSING) is not _MISSING
 
     def _file(self, filename: str, parse: Callable[[bytes], T]) -> T | None:
         """One file of the cgroup, parsed (callers memoize with :func:`per_tick`)."""
@@ -569,11 +612,31 @@ class CgroupContext:
 
     __slots__ = (*_FIXED_SLOTS, *_TICK_SLOTS)
 
-    # Every per-tick slot back to "not computed": one statement, so a tick pays one
-    # specialised store per slot (setattr in a loop costs ~4x as much).
+    # Every per-tick slot back to "not computed", the side record dropped: one
+    # statement, so a tick pays one specialised store per slot (setattr in a loop costs
+    # ~4x as much).
     _ns: dict[str, Any] = {"_MISSING": _MISSING}
-    exec("def _reset(self):\n    self." + " = self.".join(_TICK_SLOTS) + " = _MISSING\n", _ns)
+    exec(
+        "def _reset(self):\n    self._tick_record = None\n"
+        "    self." + " = self.".join(_TICK_SLOTS) + " = _MISSING\n",
+        _ns,
+    )
     _reset: ClassVar[Callable[[CgroupContext], None]] = _ns["_reset"]
+    del _ns
+
+
+class _TickRecord:
+    """A cgroup's cold per-tick fields for one tick (see ``_HOT_FIELDS``): made on
+    the first read of one of them, dropped at the next tick."""
+
+    __slots__ = tuple(_COLD_SLOTS)
+
+    _t_io_cost_cumulative: float | None
+    _t_pg_scan_cumulative: int | None
+
+    _ns: dict[str, Any] = {"_MISSING": _MISSING}
+    exec("def __init__(self):\n    self." + " = self.".join(_COLD_SLOTS) + " = _MISSING\n", _ns)
+    __init__: ClassVar[Callable[[_TickRecord], None]] = _ns["__init__"]
     del _ns
 
 
