@@ -47,6 +47,9 @@ def prerun_plugin(plugin: Plugin, ctx: OomdContext, ruleset: str = "") -> None:
 class DetectorGroup:
     name: str
     detectors: list[Plugin]
+    #: The last tick's verdict and the tick time it last fired (``oomd status``).
+    fired: bool | None = None
+    last_fired: float | None = None
 
     def prerun(self, ctx: OomdContext, ruleset: str = "") -> None:
         for detector in self.detectors:
@@ -67,7 +70,10 @@ class DetectorGroup:
             answered = True
             if ret is PluginRet.STOP:
                 vetoed = True
-        return answered and not vetoed
+        self.fired = answered and not vetoed
+        if self.fired:
+            self.last_fired = ctx.now()
+        return self.fired
 
 
 @dataclass

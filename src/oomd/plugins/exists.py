@@ -14,6 +14,7 @@ from oomd.plugin import (
     Detector,
     OomdContext,
     PluginRet,
+    detector_reading,
     parse_bool,
     require_cgroups,
 )
@@ -43,3 +44,13 @@ class Exists(Detector):
     def run(self, ctx: OomdContext) -> PluginRet:
         found = bool(ctx.resolve(self.cgroup, self.ruleset_cgroup))
         return PluginRet.CONTINUE if exists_fires(found, self.negate) else PluginRet.STOP
+
+    def explain(self, ctx: OomdContext) -> dict[str, Any]:
+        found = len(ctx.resolve(self.cgroup, self.ruleset_cgroup))
+        return detector_reading(
+            what="matching cgroups" + (" (negated)" if self.negate else ""),
+            reading=found,
+            threshold=None,
+            unit="",
+            over=exists_fires(bool(found), self.negate),
+        )

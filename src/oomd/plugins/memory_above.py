@@ -26,6 +26,7 @@ from oomd.plugin import (
     PluginInitError,
     PluginRet,
     ThresholdTimer,
+    detector_reading,
     fmt_mb,
     log,
     parse_bool,
@@ -120,3 +121,21 @@ class MemoryAbove(Detector):
                 )
             return PluginRet.CONTINUE
         return PluginRet.STOP
+
+    def explain(self, ctx: OomdContext) -> dict[str, Any]:
+        cgroups = ctx.resolve(self.cgroup, self.ruleset_cgroup)
+        usage, cgroup = largest_usage(
+            (cg.path.relative, (cg.anon_usage() if self.is_anon else cg.current_usage()) or 0)
+            for cg in cgroups
+        )
+        return detector_reading(
+            what="anon usage" if self.is_anon else "memory usage",
+            reading=usage,
+            threshold=self.threshold_bytes,
+            unit="bytes",
+            over=usage > self.threshold_bytes,
+            held=self.timer.held(ctx.now()),
+            duration=self.duration,
+            cgroup=cgroup or None,
+            watched=len(cgroups),
+        )
