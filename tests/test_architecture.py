@@ -18,13 +18,13 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 #: Top first. Prefixes: ``oomd.plugins`` covers every module below it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("cli", ("oomd.__main__", "oomd.cli", "oomd.commands", "oomd.testing")),
-    ("daemon", ("oomd.daemon", "oomd.scheduler", "oomd.options")),
+    ("daemon", ("oomd.daemon", "oomd.scheduler", "oomd.options", "oomd.observe", "oomd.metrics")),
     ("config", ("oomd.config", "oomd.dropin")),
     ("plugins", ("oomd.plugins",)),
     ("public API", ("oomd.plugin",)),
     ("engine", ("oomd.engine",)),
     ("host", ("oomd.cgroup", "oomd.kill", "oomd.dbus")),
-    ("side", ("oomd.stats", "oomd.inotify")),
+    ("side", ("oomd.stats", "oomd.inotify", "oomd.events")),
     ("base", ("oomd", "oomd.cnum", "oomd.log", "oomd.libc", "oomd.trusted")),
 ]
 

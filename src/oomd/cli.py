@@ -44,6 +44,12 @@ extensions (not in upstream oomd):
   --plugin-dir DIR           Load third-party plugins from DIR/*.py (repeatable; DIR and
                              its files must be owned by root or oomd's user, and not
                              group/other-writable)
+  --report-interval SECONDS  Log a status line (host pressure, each ruleset's detector
+                             closest to firing) every SECONDS (default: 300; 0: never)
+  --metrics-address HOST:PORT
+                             Serve Prometheus metrics at http://HOST:PORT/metrics (needs
+                             pip install 'oomd[prometheus]'; e.g. 127.0.0.1:9101)
+  --log-format FORMAT        text (default: upstream's lines) or json (one object a line)
 
 Without --config, /etc/oomd.json is used if it exists, else a built-in default policy.
 If /sys/fs/cgroup is not cgroup2 and --cgroup-fs is not given, the cgroup2 mount is
@@ -73,6 +79,9 @@ LONG = [
     "kmsg-override=",
     "dry-run",
     "plugin-dir=",
+    "report-interval=",
+    "metrics-address=",
+    "log-format=",
 ]
 
 
@@ -234,6 +243,29 @@ def parse_args(argv: Sequence[str], dev_block_root: str = iocost.DEV_BLOCK_ROOT)
                 opts.dropin_dir = value
             elif flag == "--plugin-dir":
                 opts.plugin_dirs.append(value)
+            elif flag == "--report-interval":
+                parsed = c_int_prefix(value)
+                if parsed is None or parsed[1] or not 0 <= parsed[0] <= INT32_MAX:
+                    log.raw(f"--report-interval not a >=0 integer: {value}")
+                    raise UsageExit(1)
+                opts.report_interval = parsed[0]
+            elif flag == "--metrics-address":
+                from oomd import metrics
+
+                try:
+                    metrics.parse_address(value)
+                except metrics.MetricsError as e:
+                    log.raw(f"--metrics-address: {e}")
+                    raise UsageExit(1) from None
+                if not metrics.available():
+                    log.raw(metrics.INSTALL_HINT)
+                    raise UsageExit(1)
+                opts.metrics_address = value
+            elif flag == "--log-format":
+                if value not in ("text", "json"):
+                    log.raw(f"--log-format must be text or json, not {value!r}")
+                    raise UsageExit(1)
+                opts.log_format = value
             elif flag in ("-d", "--dump-stats"):
                 opts.dump_stats = True
             elif flag in ("-r", "--reset-stats"):
@@ -305,6 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return stats_client(opts)
     from oomd import daemon
 
+    log.set_format(opts.log_format)
+    log.use_journal(log.journal_stream())
     if opts.check_config:
         return daemon.check_config(opts)
     return daemon.run(opts)

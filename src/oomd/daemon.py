@@ -17,7 +17,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from oomd import log
+from oomd import log, observe
 from oomd.cgroup import fs, mount
 from oomd.cgroup.context import ContextParams, OomdContext
 from oomd.cgroup.system import SystemContext
@@ -308,9 +308,18 @@ def run(opts: Options) -> int:
     # early tick (oomd.cgroup.triggers, oomd.scheduler).
     raise_fd_limit()
     triggers = ctx.triggers = PressureTriggers(log.always)
+    # oomd status, --report-interval, --metrics-address, post-kill hooks (oomd.observe).
+    observer = observe.Observer(engine, ctx, stats, opts.interval, opts.report_interval)
+    try:
+        side = observe.start_services(opts, observer)
+    except observe.ServiceError as e:
+        log.always(str(e))
+        stats_server.close()
+        os.close(lock_fd)
+        return 1
     log.always("Running oomd")
 
-    def tick() -> None:
+    def engine_tick() -> None:
         try:
             if dropins is not None:
                 dropins.poll()
@@ -320,9 +329,20 @@ def run(opts: Options) -> int:
             return  # keep the triggers: the detectors that did not run still watch
         triggers.end_tick()
 
-    run_ticks(tick, float(opts.interval), signals.read_fd, triggers, lambda: bool(signals.received))
+    def tick() -> None:
+        observer.run_tick(engine_tick)
+
+    run_ticks(
+        tick,
+        float(opts.interval),
+        signals.read_fd,
+        triggers,
+        lambda: bool(signals.received),
+        tick_kind=observer.tick_kind,
+    )
     signum = signals.received
     log.raw(f"Received signal {signum}. Exiting!")
+    side.close()
     stats_server.close()
     os.close(lock_fd)
     kmsg.close()
@@ -332,3 +352,9 @@ def run(opts: Options) -> int:
 
 
 __all__ = ["EXIT_CANT_RECOVER", "acquire_lock", "check_config", "run"]
+
+#: For ``oomd explain`` (oomd.commands.explain): the daemon's own config loading,
+#: plugin discovery and plugin environment.
+load_ir = _load_ir
+discover_plugins = _discover
+plugin_env = _env

@@ -111,7 +111,8 @@ def _structured(level: str, depth: int, msg: str, fields: Mapping[str, Any] | No
     frame = sys._getframe(depth + 1)
     now = time.time()
     record: dict[str, Any] = {
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+        + f".{int(now % 1 * 1000):03d}Z",
         "level": level,
         "source": f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}",
         "message": msg,

@@ -14,7 +14,10 @@ from collections.abc import Callable, Sequence
 from typing import cast
 
 #: name -> (module under oomd.commands, one-line summary)
-SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "status": ("status", "what the running daemon watches and whom it would kill (--json)"),
+    "explain": ("explain", "the same view for a config on this host, without a daemon"),
+}
 
 
 def find(name: str) -> Callable[[Sequence[str]], int] | None:

@@ -152,9 +152,10 @@ def parse_config(text: str, source: str = "<config>") -> ConfigIR:
         if rs is not None:
             rulesets.append(rs)
     hooks = tuple(parser.plugin(h) for h in _members(root.get("prekill_hooks")))
+    postkill = tuple(parser.plugin(h) for h in _members(root.get("postkill_hooks")))
     if parser.problems:
         raise ConfigError(parser.problems)
-    return ConfigIR(tuple(rulesets), hooks, source, tuple(warnings))
+    return ConfigIR(tuple(rulesets), hooks, source, tuple(warnings), postkill_hooks=postkill)
 
 
 def load_config(path: str) -> ConfigIR:

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from oomd import stats as stat_keys
 from oomd.cgroup.context import ActionContext, CgroupContext, OomdContext
 from oomd.engine.plugin import Plugin
+from oomd.engine.postkill import PostkillHook
 from oomd.engine.prekill import PrekillHook, PrekillHookInvocation
 from oomd.engine.ruleset import Ruleset
+from oomd.events import KillEvent
 from oomd.stats import Stats
 
 
@@ -27,6 +29,8 @@ class Engine:
     rulesets: list[Ruleset] = field(default_factory=list)
     prekill_hooks: list[PrekillHook] = field(default_factory=list)
     stats: Stats | None = None
+    #: ``postkill_hooks``: every one that matches a victim runs after its kill.
+    postkill_hooks: list[PostkillHook] = field(default_factory=list)
     #: Drop-in hooks by tag, the most recently added drop-in first.
     _dropin_hooks: list[tuple[str, list[PrekillHook]]] = field(default_factory=list)
 
@@ -69,6 +73,13 @@ class Engine:
             if hook.can_run_on(cg):
                 return hook.fire(cg, action)
         return None
+
+    def fire_postkill_hooks(self, event: KillEvent) -> None:
+        """A kill event subscriber (oomd.events): start every post-kill hook that
+        matches the victim; none blocks (each runs bounded in its own thread)."""
+        for hook in self.postkill_hooks:
+            if hook.can_run_on(event.target):
+                hook.fire(event)
 
     # -- drop-ins -----------------------------------------------------------------
 

@@ -1,0 +1,45 @@
+"""Post-kill hooks: work that runs after a kill (a desktop notification, a page, a
+ticket). Configured as the top-level ``postkill_hooks`` list, in the shape of
+``prekill_hooks`` (``cgroup`` patterns and/or an ``xattr`` select the victims a hook
+runs for); unlike prekill hooks, every matching hook runs, after the kill line is
+written, and none is waited for: ``fire`` must return at once (docs/status.md).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from oomd.engine.args import CGROUP_ARG, parse_string
+from oomd.engine.plugin import Arg, Plugin, PluginRet
+from oomd.engine.prekill import pattern_covers
+
+if TYPE_CHECKING:
+    from oomd.cgroup.context import CgroupContext, OomdContext
+    from oomd.cgroup.path import CgroupPattern
+    from oomd.events import KillEvent
+
+
+class PostkillHook(Plugin):
+    """Base class of post-kill hooks: the ``cgroup`` and ``xattr`` args and matching."""
+
+    args: ClassVar[tuple[Arg[Any], ...]] = (
+        CGROUP_ARG,
+        Arg("xattr", parse_string, default=""),
+    )
+
+    cgroup: tuple[CgroupPattern, ...]
+    xattr: str
+
+    def can_run_on(self, cg: CgroupContext | None) -> bool:
+        if cg is None:
+            return False
+        if self.xattr and cg.has_xattr(self.xattr):
+            return True
+        return any(pattern_covers(p, cg.path) for p in self.cgroup)
+
+    def fire(self, event: KillEvent) -> None:
+        """Start the hook for ``event``; must not block."""
+        raise NotImplementedError
+
+    def run(self, ctx: OomdContext) -> PluginRet:
+        raise TypeError("post-kill hooks are not detectors or actions")
