@@ -11,6 +11,7 @@ daemon), then the plugins' read-only ``explain``. Nothing is killed, no xattr se
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -56,8 +57,13 @@ def main(argv: Sequence[str]) -> int:
     try:
         cgroup_fs, _ = mount.resolve_cgroup_fs(args.cgroup_fs)
     except mount.CgroupFsError as e:
-        log.raw(str(e))
-        return 1
+        if args.cgroup_fs is None or not os.path.isdir(args.cgroup_fs):
+            log.raw(str(e))
+            return 1
+        # Unlike the daemon, explain reads any tree it is pointed at (a copy, a test
+        # tree): it only reads.
+        log.raw(f"Warning: {e}; reading it anyway")
+        cgroup_fs = args.cgroup_fs
     if not daemon.discover_plugins(opts, log.raw):
         return 1
     try:
