@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint typecheck pytest upstream-oomd e2e clean
+.PHONY: test lint typecheck pytest upstream-oomd dbus-daemon e2e clean
 
 test: lint typecheck pytest
 
@@ -26,13 +26,18 @@ lint: $(BIN)/.installed
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy
 
-pytest: $(BIN)/.installed upstream-oomd
+pytest: $(BIN)/.installed upstream-oomd dbus-daemon
 	$(BIN)/pytest
 
 # Debian's build of upstream oomd (0.5.0) is the oracle of tests/differential:
 # installed with apt-get when missing (needs root), else those tests skip.
 upstream-oomd:
 	@sh .ci/install-upstream-oomd
+
+# A private dbus-daemon is the real bus of the systemd_restart tests (jeepney path):
+# installed with apt-get when missing (needs root), else those tests skip.
+dbus-daemon:
+	@sh .ci/install-dbus-daemon
 
 # Only the real-kernel end-to-end suite (part of `pytest` too): boots the oomdvm guest
 # (tools/vm, cached in ~/.cache/oomd-vm) and runs tests/e2e in it. docs/testing.md.

@@ -15,32 +15,6 @@ from tests.support.procs import Spawner
 from tests.support.tree import FakeProc, FakeTree
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _scratch_sysrq_trigger(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """kernel_panic must never reach the host's /proc/sysrq-trigger: for the whole
-    session its default target is a scratch file (tests also give their own)."""
-    from oomd.plugins import kernel_panic
-
-    path = tmp_path_factory.mktemp("sysrq") / "sysrq-trigger"
-    kernel_panic.SYSRQ_TRIGGER = str(path)
-    return path
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _no_host_systemd(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """systemd_restart must never reach the host's systemd: for the whole session its
-    bus, machines directory and systemctl are scratch paths where nothing listens or
-    exists (its tests point them at stand-ins)."""
-    from oomd.plugins import systemd_restart
-
-    scratch = tmp_path_factory.mktemp("no-systemd")
-    systemd_restart.SYSTEM_BUS_ADDRESS = f"unix:path={scratch}/no-bus"
-    systemd_restart.MACHINES_DIR = str(scratch / "machines")
-    systemd_restart.MACHINE_BUS_PATH = str(scratch / "machine-{leader}-no-bus")
-    systemd_restart.SYSTEMCTL = str(scratch / "no-systemctl")
-    return scratch
-
-
 @pytest.fixture(autouse=True)
 def _forget_third_party_plugins() -> Iterator[None]:
     """Third-party plugins registered by a test (``oomd -l``, ``--plugin-dir``) are

@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("plugins", ("oomd.plugins",)),
     ("public API", ("oomd.plugin",)),
     ("engine", ("oomd.engine",)),
-    ("host", ("oomd.cgroup", "oomd.kill", "oomd.dbus")),
+    ("host", ("oomd.cgroup", "oomd.kill", "oomd.dbus", "oomd.host")),
     ("side", ("oomd.stats", "oomd.inotify", "oomd.events")),
     ("base", ("oomd", "oomd.cnum", "oomd.log", "oomd.libc", "oomd.trusted")),
 ]

@@ -170,14 +170,15 @@ def test_dry_run_extension_sets_dry_run() -> None:
 
 
 @pytest.mark.parametrize("flag", ["-h", "--help", "--he"])
-def test_help_prints_usage_on_stderr_and_exits_0(
+def test_help_prints_usage_on_stdout_and_exits_0(
     flag: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    """Reference 1.1: usage to stderr, exit 0."""
+    """Reference 1.1: usage, exit 0; on stdout, not upstream's stderr, so it can be
+    piped (docs/compatibility.md)."""
     assert exit_code([flag]) == 0
     out, err = capfd.readouterr()
-    assert out == ""
-    assert err.startswith(UPSTREAM_USAGE)
+    assert err == ""
+    assert out.startswith(UPSTREAM_USAGE)
 
 
 @pytest.mark.parametrize("flag", ["-v", "--version", "--vers"])
@@ -192,15 +193,16 @@ def test_version_prints_v_and_version_on_stdout_and_exits_0(
 
 
 @pytest.mark.parametrize("flag", ["-l", "--list-plugins"])
-def test_list_plugins_prints_each_plugin_on_stderr_and_exits_0(
+def test_list_plugins_prints_each_plugin_on_stdout_and_exits_0(
     flag: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """Reference 1.1: `List of plugins oomd was compiled with:` then one line per
-    plugin prefixed with a space, on stderr."""
+    plugin prefixed with a space; on stdout (upstream: stderr) so `oomd -l | grep`
+    works."""
     assert exit_code([flag]) == 0
     out, err = capfd.readouterr()
-    assert out == ""
-    lines = err.splitlines()
+    assert err == ""
+    lines = out.splitlines()
     assert lines[0] == "List of plugins oomd was compiled with:"
     assert all(line.startswith(" ") for line in lines[1:])
     # Built-ins are exactly " name"; third-party plugins (e.g. the example package
@@ -239,7 +241,7 @@ def test_help_version_and_list_act_where_they_appear(capfd: pytest.CaptureFixtur
     assert exit_code(["-v", "-i", "0"]) == 0
     assert capfd.readouterr().out == f"v{__version__}\n"
     assert exit_code(["-h", "stray"]) == 0
-    assert capfd.readouterr().err.startswith(UPSTREAM_USAGE)
+    assert capfd.readouterr().out.startswith(UPSTREAM_USAGE)
 
 
 @pytest.mark.parametrize(
@@ -494,7 +496,7 @@ def run(argv: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
 def fake_fs(tmp_path: Path) -> Path:
     """A directory standing in for the cgroup fs (never the host's)."""
     fs = tmp_path / "cgroup"
-    fs.mkdir()
+    (fs / "workload.slice").mkdir(parents=True)
     (fs / "cgroup.controllers").write_text("cpu io memory pids\n")
     return fs
 
@@ -510,7 +512,7 @@ def test_console_script_accepts_a_valid_config(tmp_path: Path, fake_fs: Path) ->
     config.write_text(json.dumps(VALID_CONFIG))
     result = run([str(console_script()), "-c", str(config), "-f", str(fake_fs)], tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "Config is valid" in result.stderr
+    assert result.stdout.endswith("Config is valid\n")
 
 
 def test_console_script_rejects_an_invalid_config(tmp_path: Path, fake_fs: Path) -> None:
@@ -568,4 +570,4 @@ def test_a_first_argument_naming_a_subcommand_runs_it(
     assert cli.main(["nosuch"]) == 1
     assert 'Non-option argument is not supported: "nosuch"' in capfd.readouterr().err
     assert cli.main(["--help"]) == 0
-    assert "  hello" in capfd.readouterr().err
+    assert "  hello" in capfd.readouterr().out

@@ -108,12 +108,9 @@ def test_validators_accept_valid_values(validator: Callable[[Any], object], valu
 
 class Checked(api.Detector):
     name = "checked"
-    args: ClassVar[tuple[api.Arg[Any], ...]] = (
-        api.CGROUP_ARG,
-        api.Arg("percent", api.parse_int, default=200, validate=api.in_range(1, 100)),
-        api.Arg("mode", api.parse_string, default="fast", validate=api.one_of("fast", "slow")),
-    )
-    percent: int
+    cgroup: tuple[api.CgroupPattern, ...] = api.arg(api.parse_cgroups, default=())
+    percent: int = api.arg(api.parse_int, default=200, validate=api.in_range(1, 100))
+    mode: str = api.arg(api.parse_string, default="fast", validate=api.one_of("fast", "slow"))
 
     def setup(self) -> None:
         api.require_cgroups(self)
@@ -149,7 +146,7 @@ def test_a_buggy_parser_or_setup_is_a_config_error_not_a_crash(
 
     class Buggy(api.Detector):
         name = "buggy"
-        args: ClassVar[tuple[api.Arg[Any], ...]] = (api.Arg("x", explode, default=0),)
+        x: int = api.arg(explode, default=0)
 
         def setup(self) -> None:
             getattr(self, "missing_attribute_access")  # noqa: B009 - the bug under test
@@ -184,7 +181,7 @@ def test_an_arg_named_like_a_plugin_attribute_is_refused(
 ) -> None:
     class Shadows(api.Detector):
         name = "shadows"
-        args: ClassVar[tuple[api.Arg[Any], ...]] = (api.Arg("origin", api.parse_string),)
+        origin: str | None = api.arg(api.parse_string)
 
     monkeypatch.setitem(
         registry._external, "shadows", registry.External("shadows", "test", cls=Shadows)
@@ -193,3 +190,160 @@ def test_an_arg_named_like_a_plugin_attribute_is_refused(
         'test.json: ruleset "r": detector group "g": detector #1: plugin "shadows": the plugin '
         'declares an arg "origin", which would replace Plugin.origin; the plugin must rename it'
     ]
+
+
+# -- declaring args: arg() once per arg, the old args tuple deprecated ---------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "get"),
+    [(name, registry.get) for name in registry.names()]
+    + [(name, registry.get_hook) for name in sorted(registry.HOOKS)],
+)
+def test_every_builtin_is_registered_under_its_class_name(
+    name: str, get: Callable[[str], type[api.Plugin] | None]
+) -> None:
+    cls = get(name)
+    assert cls is not None
+    assert cls.name == name
+    for a in cls.args:
+        assert not hasattr(cls, a.name), f"{name}: the class still holds {a.name}'s declaration"
+
+
+def test_builtin_plugins_declare_each_arg_once_not_in_an_args_tuple() -> None:
+    """The deprecated ``args = (Arg(...), ...)`` form appears in no built-in plugin,
+    the kill base or the prekill hook base."""
+    engine = PLUGINS_DIR.parent / "engine"
+    paths = [*sorted(PLUGINS_DIR.glob("*.py")), engine / "kill_base.py", engine / "prekill.py"]
+    declared = 0
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            for statement in node.body:
+                targets = (
+                    [statement.target]
+                    if isinstance(statement, (ast.AnnAssign, ast.AugAssign))
+                    else statement.targets
+                    if isinstance(statement, ast.Assign)
+                    else []
+                )
+                names = [t.id for t in targets if isinstance(t, ast.Name)]
+                assert "args" not in names, f"{path.name}: class {node.name} lists args"
+                if isinstance(statement, ast.AnnAssign) and isinstance(statement.value, ast.Call):
+                    func = statement.value.func
+                    declared += isinstance(func, ast.Name) and func.id == "arg"
+    assert declared >= 60
+
+
+def test_kill_plugins_take_the_kill_args_first_then_their_own() -> None:
+    cls = registry.get("kill_by_swap_usage")
+    assert cls is not None
+    assert [a.name for a in cls.args] == [
+        "cgroup",
+        "ruleset_cgroup",
+        "recursive",
+        "post_action_delay",
+        "dry",
+        "always_continue",
+        "debug",
+        "kernelkill",
+        "reap_memory",
+        "log_kmemalloc_prekill",
+        "threshold",
+        "biased_swap_kill",
+        "meminfo_location",
+    ]
+    assert cls.args[: len(api.KILL_ARGS)] == api.KILL_ARGS == api.KillPlugin.args
+
+
+def test_arg_names_the_attribute_and_keeps_order_through_inheritance() -> None:
+    class Base(api.Detector):
+        name = "base"
+        first: int = api.arg(api.parse_int, default=1)
+        second: bool = api.arg(api.parse_bool, required=True, doc="the second")
+
+    class Derived(Base):
+        name = "derived"
+        third: str = api.arg(api.parse_string, default="x")
+        first: int = api.arg(api.parse_int, default=2, validate=api.positive)
+
+    assert Base.args == (
+        api.Arg("first", api.parse_int, default=1),
+        api.Arg("second", api.parse_bool, required=True, doc="the second"),
+    )
+    # A re-declared arg keeps its place; new ones follow the inherited ones.
+    assert [(a.name, a.default) for a in Derived.args] == [
+        ("first", 2),
+        ("second", None),
+        ("third", "x"),
+    ]
+    assert Derived.args[0].validate is api.positive
+    # The declaration leaves the class: an instance holds the parsed value.
+    assert not hasattr(Base, "first") and not hasattr(Derived, "third")
+
+
+def test_arg_values_reach_the_instance(tmp_path: Path) -> None:
+    env = api.PluginEnv(cgroup_fs=str(tmp_path))
+    plugin = testing.build_plugin(Checked, {"cgroup": "a", "mode": "slow"}, env)
+    assert isinstance(plugin, Checked)
+    assert (plugin.percent, plugin.mode) == (200, "slow")
+    assert [p.text for p in plugin.cgroup] == ["a"]
+
+
+def test_an_arg_without_annotation_or_in_both_forms_is_refused_at_class_creation() -> None:
+    with pytest.raises(TypeError, match=r"Bare\.n = arg\(\.\.\.\) needs a type annotation"):
+
+        class Bare(api.Detector):
+            n = api.arg(api.parse_int)
+
+    with pytest.raises(TypeError, match="both in an `args` tuple and with arg"):
+
+        class Both(api.Detector):
+            args: ClassVar[tuple[api.Arg[Any], ...]] = (api.Arg("a", api.parse_int),)
+            b: int = api.arg(api.parse_int)
+
+
+def test_the_old_args_tuple_still_works_with_a_deprecation_warning(tmp_path: Path) -> None:
+    with pytest.warns(
+        DeprecationWarning, match="`args = \\(Arg\\(...\\), ...\\)` is deprecated"
+    ) as w:
+
+        class Legacy(api.KillPlugin):
+            name = "legacy"
+            args: ClassVar[tuple[api.Arg[Any], ...]] = (
+                *api.KILL_ARGS,
+                api.Arg("limit", api.parse_int, required=True, validate=api.positive),
+            )
+            limit: int
+
+            def rank(
+                self, ctx: api.OomdContext, cgroups: list[api.CgroupContext]
+            ) -> list[api.CgroupContext]:
+                return cgroups
+
+    assert w[0].filename == __file__  # points at the class statement
+    assert [a.name for a in Legacy.args][-2:] == ["log_kmemalloc_prekill", "limit"]
+    env = api.PluginEnv(cgroup_fs=str(tmp_path))
+    plugin = testing.build_plugin(Legacy, {"cgroup": "w/*", "limit": "3"}, env)
+    assert isinstance(plugin, Legacy) and plugin.limit == 3 and plugin.reap_memory is True
+    with pytest.raises(ConfigError) as excinfo:
+        testing.build_plugin(Legacy, {"cgroup": "w/*", "limit": "0"}, env)
+    assert excinfo.value.problems == [
+        '<args>: build_plugin: plugin "legacy": arg "limit": must be positive, not 0'
+    ]
+
+
+def test_arg_and_size_or_percent_are_immutable_values() -> None:
+    a = api.Arg("n", api.parse_int, default=1)
+    assert a == api.Arg("n", api.parse_int, default=1) and hash(a) == hash(
+        api.Arg("n", api.parse_int, default=1)
+    )
+    assert a != api.Arg("n", api.parse_int, default=2)
+    with pytest.raises(AttributeError):
+        a.name = "m"
+    size = api.SizeOrPercent("50%", percent=50)
+    assert size == api.SizeOrPercent("50%", percent=50) != api.SizeOrPercent("50%", size=50)
+    assert repr(size) == "SizeOrPercent(text='50%', size=None, percent=50)"
+    with pytest.raises(AttributeError):
+        size.percent = 3

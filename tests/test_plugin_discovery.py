@@ -66,7 +66,11 @@ def fake_distribution(
 def list_plugins(argv: list[str], capfd: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
     with pytest.raises(UsageExit) as excinfo:
         parse_args(argv)
-    return excinfo.value.code, capfd.readouterr().err.splitlines()
+    captured = capfd.readouterr()
+    # The list on stdout, problems on stderr.
+    return excinfo.value.code, (
+        captured.out if excinfo.value.code == 0 else captured.err
+    ).splitlines()
 
 
 # -- entry points ------------------------------------------------------------------------
@@ -284,7 +288,8 @@ def test_missing_plugin_dir_is_an_error(tmp_path: Path) -> None:
 
 def check(argv: list[str], capfd: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
     code = daemon.check_config(parse_args(argv))
-    return code, capfd.readouterr().err.splitlines()
+    captured = capfd.readouterr()
+    return code, captured.err.splitlines() + captured.out.splitlines()
 
 
 def test_check_config_uses_plugin_dirs_and_entry_points_and_names_origins(
@@ -298,14 +303,20 @@ def test_check_config_uses_plugin_dirs_and_entry_points_and_names_origins(
                                 {"name": "near_memory_limit", "args": {"cgroup": "w"}}]],
             "actions": [{"name": "kill_by_process_count", "args": {"cgroup": "w/*"}}]}]}"""
     )
-    code, lines = check(["-c", str(config), "--plugin-dir", str(directory)], capfd)
+    fs = tmp_path / "cgroup"
+    (fs / "w").mkdir(parents=True)
+    (fs / "cgroup.controllers").write_text("cpu io memory pids\n")
+    code, lines = check(["-c", str(config), "--plugin-dir", str(directory), "-f", str(fs)], capfd)
     assert code == 0, lines
     assert lines[-1] == "Config is valid"
-    assert (
-        f'  detector group "g": always_fires (plugin dir: {directory}/always.py), '
-        f"near_memory_limit (entry point: {EXAMPLE_DIST} 0.1.0, "
-        f"{EXAMPLE_PLUGINS['near_memory_limit']})"
-    ) in lines
+    assert f"    always_fires (plugin dir: {directory}/always.py): " in lines
+    assert any(
+        line.startswith(
+            f"    near_memory_limit (entry point: {EXAMPLE_DIST} 0.1.0, "
+            f"{EXAMPLE_PLUGINS['near_memory_limit']}): cgroup=w "
+        )
+        for line in lines
+    ), lines
     # Without the plugin dir the plugin is unknown.
     code, lines = check(["-c", str(config)], capfd)
     assert code == 1

@@ -50,6 +50,9 @@ extensions (not in upstream oomd):
                              Serve Prometheus metrics at http://HOST:PORT/metrics (needs
                              pip install 'oomd[prometheus]'; e.g. 127.0.0.1:9101)
   --log-format FORMAT        text (default: upstream's lines) or json (one object a line)
+  --strict                   With -c: every warning fails the check (exit 1)
+  --drop-in FILE             With -c: check the drop-in FILE against CONFIG (-w DIR
+                             with -c checks every drop-in of DIR)
 
 Without --config, /etc/oomd.json is used if it exists, else a built-in default policy.
 If /sys/fs/cgroup is not cgroup2 and --cgroup-fs is not given, the cgroup2 mount is
@@ -82,6 +85,8 @@ LONG = [
     "report-interval=",
     "metrics-address=",
     "log-format=",
+    "strict",
+    "drop-in=",
 ]
 
 
@@ -168,6 +173,13 @@ def _parse_interval(value: str) -> int | None:
     return parsed[0]
 
 
+def _stdout(text: str) -> None:
+    """Normal output (usage, plugin list) goes to stdout, so ``oomd -l | grep`` works;
+    errors stay on stderr (docs/compatibility.md)."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+
+
 def _plugin_dirs(argv: Sequence[str]) -> list[str]:
     """Every ``--plugin-dir`` of the command line, up to the first getopt error (``-l``
     acts where it appears but lists the plugins of every ``--plugin-dir``)."""
@@ -197,7 +209,7 @@ def _list_plugins(plugin_dirs: Sequence[str]) -> int:
         f" {name}" if origin is None else f" {name} ({origin})"
         for name, origin in registry.listing()
     ]
-    log.raw("\n".join(lines))
+    _stdout("\n".join(lines))
     return 0
 
 
@@ -213,7 +225,7 @@ def parse_args(argv: Sequence[str], dev_block_root: str = iocost.DEV_BLOCK_ROOT)
             elif flag in ("-h", "--help"):
                 from oomd import commands
 
-                log.raw(USAGE + commands.usage())
+                _stdout(USAGE + commands.usage())
                 raise UsageExit(0)
             elif flag in ("-v", "--version"):
                 sys.stdout.write(f"v{__version__}\n")
@@ -266,6 +278,10 @@ def parse_args(argv: Sequence[str], dev_block_root: str = iocost.DEV_BLOCK_ROOT)
                     log.raw(f"--log-format must be text or json, not {value!r}")
                     raise UsageExit(1)
                 opts.log_format = value
+            elif flag == "--strict":
+                opts.strict = True
+            elif flag == "--drop-in":
+                opts.dropin_file = value
             elif flag in ("-d", "--dump-stats"):
                 opts.dump_stats = True
             elif flag in ("-r", "--reset-stats"):
@@ -292,6 +308,9 @@ def parse_args(argv: Sequence[str], dev_block_root: str = iocost.DEV_BLOCK_ROOT)
         log.raw("Unknown option or missing argument")
         log.raw(USAGE)
         raise UsageExit(1) from None
+    if (opts.strict or opts.dropin_file is not None) and not opts.check_config:
+        log.raw("--strict and --drop-in work only with --check-config (-c)")
+        raise UsageExit(1)
     if rest:
         log.raw("Non-option argument is not supported: " + "".join(f'"{a}" ' for a in rest))
         log.raw(USAGE)

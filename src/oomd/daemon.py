@@ -14,21 +14,25 @@ import ctypes
 import fcntl
 import os
 import signal
+import sys
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from oomd import log, observe
 from oomd.cgroup import fs, mount
 from oomd.cgroup.context import ContextParams, OomdContext
 from oomd.cgroup.system import SystemContext
 from oomd.cgroup.triggers import PressureTriggers, raise_fd_limit
+from oomd.config import armed
 from oomd.config.compiler import Compiled, compile_config, compile_dropin
 from oomd.config.default_policy import DEFAULT_POLICY_NAME, DEFAULT_POLICY_TEXT
 from oomd.config.errors import ConfigError
+from oomd.config.host_policy import HostFacts, adapt_policy
 from oomd.config.ir import ConfigIR
 from oomd.config.parser import load_config, parse_config
-from oomd.dropin import DropInService
+from oomd.dropin import DropInService, dropin_files, read_dropin
 from oomd.engine.plugin import PluginEnv
+from oomd.host import Host
 from oomd.libc import libc
 from oomd.log import Kmsg, NullKmsg
 from oomd.options import Options
@@ -79,6 +83,7 @@ def _env(
         dry_run=dry_run,
         controllers=mount.controllers(cgroup_fs),
         own_cgroup=own_cgroup(cgroup_fs),
+        host=Host(may_panic=True),
         # docs/writing_a_plugin.md, "Isolation".
         slow_run_threshold=min(1.0, interval / 2),
         plugin_timeout=max(10.0, float(interval)),
@@ -104,42 +109,94 @@ def _named(name: str) -> str:
     return name if origin is None else f"{name} ({origin})"
 
 
-def _describe(compiled: Compiled) -> list[str]:
-    lines = []
-    for ruleset in compiled.engine.rulesets:
-        lines.append(f'ruleset "{ruleset.name}" (post_action_delay={ruleset.post_action_delay}s)')
-        for group in ruleset.detector_groups:
-            lines.append(
-                f'  detector group "{group.name}": '
-                + ", ".join(_named(d.name) for d in group.detectors)
-            )
-        lines.append("  actions: " + " -> ".join(_named(a.name) for a in ruleset.actions))
-    return lines
+def _out(line: str) -> None:
+    """``-c``'s normal output: stdout (errors and warnings go to stderr)."""
+    sys.stdout.write(line + "\n")
+
+
+def _check_dropins(opts: Options, ir: ConfigIR, compiled: Compiled, env: PluginEnv) -> list[str]:
+    """Apply every drop-in ``-c`` was asked to check to the compiled engine, as the
+    daemon would; returns the problems (each drop-in that would be refused, and why)."""
+    problems: list[str] = []
+    paths: list[str] = []
+    if opts.dropin_dir is not None:
+        try:
+            paths += dropin_files(opts.dropin_dir)
+        except OSError as e:
+            problems.append(f"Cannot read drop-in directory {opts.dropin_dir}: {e.strerror}")
+    if opts.dropin_file is not None:
+        paths.append(opts.dropin_file)
+    for path in paths:
+        try:
+            unit = compile_dropin(ir, read_dropin(path), env)
+        except ConfigError as e:
+            problems += e.problems
+            problems.append(f"drop-in {path} would be refused")
+            continue
+        compiled.warnings += unit.warnings
+        tag = os.path.basename(path)
+        if not compiled.engine.add_dropin(tag, unit):
+            problems.append(f"drop-in {path} would be refused")
+            continue
+        names = ", ".join(f'"{r.name}"' for r in unit.rulesets) or "no ruleset"
+        _out(f"drop-in {path}: applies to {names}")
+    return problems
 
 
 def check_config(opts: Options) -> int:
-    """``-c FILE``: parse and compile, print what was understood, exit 0 or 1."""
+    """``-c FILE``: parse and compile (and apply the drop-ins of ``-w DIR`` or
+    ``--drop-in FILE``), print every plugin with its effective args and whether each
+    ruleset is armed on this host; exit 1 on any error (any warning with
+    ``--strict``), else 0. Normal output on stdout, errors and warnings on stderr."""
     try:
         cgroup_fs, _ = mount.resolve_cgroup_fs(opts.cgroup_fs)
     except mount.CgroupFsError:
         cgroup_fs = opts.cgroup_fs or mount.DEFAULT_CGROUP_FS
-    if not _discover(opts, log.raw):
-        log.raw("Config is not valid")
-        return 1
     try:
-        ir = load_config(opts.config)
-        compiled = compile_config(ir, _env(cgroup_fs, NullKmsg(), opts.dry_run))
-    except ConfigError as e:
-        for problem in e.problems:
+        if not _discover(opts, log.raw):
+            log.raw("Config is not valid")
+            return 1
+        env = _env(cgroup_fs, NullKmsg(), opts.dry_run)
+        try:
+            ir = load_config(opts.config)
+        except ConfigError as e:
+            for problem in e.problems:
+                log.raw(problem)
+            log.raw("Config is not valid")
+            return 1
+        try:
+            compiled = compile_config(ir, env)
+        except ConfigError as e:
+            for warning in ir.warnings:
+                log.raw("Warning: " + warning)
+            for problem in e.problems:
+                log.raw(problem)
+            log.raw("Config is not valid")
+            return 1
+        problems = _check_dropins(opts, ir, compiled, env)
+        for line in armed.describe(compiled.engine, _named):
+            _out(line)
+        statuses = armed.analyse(compiled.engine)
+        for status in statuses:
+            _out(status.line)
+        warnings = compiled.warnings + [w for s in statuses for w in s.warnings]
+        for warning in warnings:
+            log.raw("Warning: " + warning)
+        for problem in problems:
             log.raw(problem)
-        log.raw("Config is not valid")
-        return 1
-    for warning in compiled.warnings:
-        log.raw("Warning: " + warning)
-    for line in _describe(compiled):
-        log.raw(line)
-    log.raw("Config is valid")
-    return 0
+        error = armed.problem(statuses, len(compiled.engine.rulesets))
+        if error is not None:
+            log.raw(f"Error: {error}")
+        if problems or error is not None:
+            log.raw("Config is not valid")
+            return 1
+        if opts.strict and warnings:
+            log.raw(f"Config is not valid (--strict: {len(warnings)} warning(s))")
+            return 1
+        _out("Config is valid")
+        return 0
+    finally:
+        sys.stdout.flush()
 
 
 def _try_mlockall() -> None:
@@ -204,13 +261,13 @@ def psi_available(proc_root: str = "/proc") -> bool:
     return False
 
 
-@dataclass
 class _Signals:
     """SIGTERM/SIGINT set a flag and wake the loop through a pipe."""
 
-    read_fd: int
-    write_fd: int
-    received: int = 0
+    def __init__(self, read_fd: int, write_fd: int) -> None:
+        self.read_fd = read_fd
+        self.write_fd = write_fd
+        self.received = 0
 
     @classmethod
     def install(cls) -> _Signals:
@@ -258,6 +315,10 @@ def run(opts: Options) -> int:
     log.always(banner)
     if fs_note:
         log.always(fs_note)
+    if is_default:
+        ir, notes = adapt_policy(ir, HostFacts(cgroup_fs, mount.controllers(cgroup_fs)))
+        for note in notes:
+            log.always(f"Default policy on this host: {note}")
     for line in ir.dump():
         log.info(line)
     if not _discover(opts, log.always):
@@ -317,12 +378,18 @@ def run(opts: Options) -> int:
         stats_server.close()
         os.close(lock_fd)
         return 1
+    # Armed or not, per ruleset, said at start and whenever it changes (drop-ins, a
+    # slice that appears or goes); an error, repeated at a bounded rate, while nothing
+    # can act (oomd.config.armed).
+    monitor = armed.Monitor()
+    monitor.check(engine, time.monotonic())
     log.always("Running oomd")
 
     def engine_tick() -> None:
         try:
             if dropins is not None:
                 dropins.poll()
+            monitor.check(engine, time.monotonic())
             engine.tick(ctx)
         except Exception as e:
             log.always(f"Error during tick: {type(e).__name__}: {e}")

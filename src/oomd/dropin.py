@@ -35,6 +35,30 @@ _MASK = (
 Compile = Callable[[ConfigIR], DropInUnit]
 
 
+def dropin_files(directory: str) -> list[str]:
+    """The drop-in files of ``directory`` in the order the daemon first applies them
+    (sorted; dot-files and non-files ignored). OSError if it cannot be listed."""
+    return sorted(
+        os.path.join(directory, e.name)
+        for e in os.scandir(directory)
+        if not e.name.startswith(".") and e.is_file()
+    )
+
+
+def read_dropin(path: str) -> ConfigIR:
+    """A drop-in file read and parsed exactly as the daemon reads it (refused when
+    not trusted); ConfigError saying why it cannot be used."""
+    try:
+        data = read_trusted(path)
+    except Untrusted as e:
+        raise ConfigError([f"Refusing drop in config={path}: {e}"]) from None
+    except OSError as e:
+        raise ConfigError([f"Could not open drop in config={path}: {e.strerror}"]) from None
+    if data is None:
+        raise ConfigError([f"{path}: not a regular file"])
+    return parse_config(data.decode("utf-8", "replace"), path)
+
+
 class DropInService:
     """Watches one directory and keeps the engine's drop-ins in step with it."""
 
@@ -143,6 +167,8 @@ class DropInService:
                 f"Failed to inject drop in config={name} into engine; the running rules are unchanged"
             )
             return
+        for warning in unit.warnings:
+            log.info("Warning: " + warning)
         if self.engine.add_dropin(name, unit):
             self.tags.add(name)
             log.info(f"Drop in config={name} injected into engine")

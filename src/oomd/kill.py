@@ -24,7 +24,6 @@ import select
 import signal
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 from oomd import log
 from oomd.cgroup import fs
@@ -90,25 +89,45 @@ def read_pids(cgroup_dir: str) -> list[int] | None:
     return None if data is None else fs.parse_pids(data)
 
 
-@dataclass
 class KillReport:
     """What happened to one victim cgroup."""
 
-    killed: int = 0
-    error: str | None = None
-    reaped: int | None = None
-    pids: list[int] = field(default_factory=list)
+    __slots__ = ("error", "killed", "pids", "reaped")
+
+    def __init__(
+        self,
+        killed: int = 0,
+        error: str | None = None,
+        reaped: int | None = None,
+        pids: list[int] | None = None,
+    ) -> None:
+        self.killed = killed
+        self.error = error
+        self.reaped = reaped
+        self.pids: list[int] = [] if pids is None else pids
+
+    def __repr__(self) -> str:
+        return (
+            f"KillReport(killed={self.killed}, error={self.error!r}, "
+            f"reaped={self.reaped}, pids={self.pids})"
+        )
 
 
-@dataclass
 class Killer:
     """Kills cgroups. Injectable pieces keep tests off the host's processes."""
 
-    proc_root: str = "/proc"
-    use_cgroup_kill: bool = True
-    wait_exit: float = 1.0
-    #: Never signalled, whatever a (possibly fake) cgroup.procs says.
-    protected_pids: frozenset[int] = field(default_factory=lambda: frozenset({os.getpid()}))
+    def __init__(
+        self,
+        proc_root: str = "/proc",
+        use_cgroup_kill: bool = True,
+        wait_exit: float = 1.0,
+        protected_pids: frozenset[int] | None = None,
+    ) -> None:
+        self.proc_root = proc_root
+        self.use_cgroup_kill = use_cgroup_kill
+        self.wait_exit = wait_exit
+        #: Never signalled, whatever a (possibly fake) cgroup.procs says.
+        self.protected_pids = frozenset({os.getpid()}) if protected_pids is None else protected_pids
 
     def kill(self, cgroup_dir: str, *, freeze: bool = False, reap: bool = True) -> KillReport:
         """SIGKILL every process of ``cgroup_dir`` and its descendants."""

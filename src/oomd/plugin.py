@@ -2,11 +2,14 @@
 
 A detector::
 
-    from oomd.plugin import CGROUP_ARG, Arg, Detector, OomdContext, parse_int, in_range
+    from oomd.plugin import (
+        CgroupPattern, Detector, OomdContext, arg, in_range, parse_cgroups, parse_int,
+    )
 
     class Busy(Detector):
         name = "busy"
-        args = (CGROUP_ARG, Arg("percent", parse_int, default=90, validate=in_range(1, 100)))
+        cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups, default=())
+        percent: int = arg(parse_int, default=90, validate=in_range(1, 100))
 
         def detect(self, ctx: OomdContext) -> bool:
             ...
@@ -72,8 +75,11 @@ from oomd.engine.plugin import (
     PluginEnv,
     PluginInitError,
     PluginRet,
+    arg,
 )
 from oomd.engine.timer import ThresholdTimer
+from oomd.host import Host, KillerLike
+from oomd.kill import KillReport
 from oomd.log import Kmsg, NullKmsg
 
 __all__ = [
@@ -89,8 +95,11 @@ __all__ = [
     "CgroupPath",
     "CgroupPattern",
     "Detector",
+    "Host",
     "KillPlugin",
     "KillPreference",
+    "KillReport",
+    "KillerLike",
     "Kmsg",
     "NullKmsg",
     "OomdContext",
@@ -102,6 +111,7 @@ __all__ = [
     "SizeOrPercent",
     "SystemContext",
     "ThresholdTimer",
+    "arg",
     "detector_reading",
     "fmt_float",
     "fmt_mb",

@@ -211,7 +211,7 @@ def test_context_dump_stops_after_ten_or_a_hundred_candidates(
     harness.tick()
     text = oolog.read_text()
     assert "... more cgroups not shown (set debug=true to see all 150)" in text
-    examined = [c for c in harness.ctx.cgroups.values() if "psi:io" in c._cache]
+    examined = [c for c in harness.ctx.cgroups.values() if c.is_cached("_psi_io")]
     assert len(examined) == kill_base.DUMP_SCAN_LIMIT
     assert harness.kills and "w/c149" in harness.kills[0]
 

@@ -9,7 +9,6 @@ binary (``oomd -c``); the suite does not need the binary.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -163,7 +162,8 @@ def test_null_ruleset_is_rejected_as_missing_name_and_parts(env: PluginEnv) -> N
     """Reference 2.3: a null ruleset is all defaults, so nameless and empty."""
     assert problems(env, ruleset(), None) == [
         f"{SOURCE}: ruleset #2: Ruleset is missing name",
-        f"{SOURCE}: ruleset #2: Ruleset is missing DetectorGroups or missing Actions",
+        f"{SOURCE}: ruleset #2: Ruleset is missing DetectorGroups or missing Actions"
+        ' (no "detectors" and no "actions")',
     ]
 
 
@@ -216,20 +216,21 @@ def test_unrecognized_silence_logs_source_is_rejected(
 
 
 @pytest.mark.parametrize(
-    "fields",
+    ("fields", "which"),
     [
-        {"detectors": []},
-        {"actions": []},
-        {"detectors": None, "actions": None},
-        {"detectors": {}},
+        ({"detectors": []}, 'no "detectors"'),
+        ({"actions": []}, 'no "actions"'),
+        ({"detectors": None, "actions": None}, 'no "detectors" and no "actions"'),
+        ({"detectors": {}}, 'no "detectors"'),
     ],
 )
 def test_ruleset_without_detector_groups_or_actions_is_rejected(
-    env: PluginEnv, fields: dict[str, Any]
+    env: PluginEnv, fields: dict[str, Any], which: str
 ) -> None:
-    """Reference 2.4 rule 3: `Ruleset is missing DetectorGroups or missing Actions`."""
+    """Reference 2.4 rule 3: `Ruleset is missing DetectorGroups or missing Actions`,
+    saying which."""
     assert problems(env, ruleset(**fields)) == [
-        f"{RS}: Ruleset is missing DetectorGroups or missing Actions"
+        f"{RS}: Ruleset is missing DetectorGroups or missing Actions ({which})"
     ]
 
 
@@ -603,7 +604,7 @@ def test_a_further_registry_compiles_through_the_same_checks(env: PluginEnv) -> 
     from oomd.config.ir import ConfigIR, PluginIR
     from oomd.engine.prekill import PrekillHook
 
-    kind = Registry(PREKILL_HOOKS.lookup, PrekillHook, "No such hook {name}")
+    kind = Registry(PREKILL_HOOKS.lookup, PrekillHook, "No such hook {name}", lambda: ())
     compiler = _Compiler(ConfigIR(source=SOURCE), env)
     built = compiler.plugins(
         [
@@ -621,7 +622,7 @@ def test_a_further_registry_compiles_through_the_same_checks(env: PluginEnv) -> 
         'Unknown arg "bogus" (known args: cgroup, xattr)',
     ]
     # A class of the wrong kind is refused, never built.
-    wrong = Registry(lambda _name: Plugin, PrekillHook, "")
+    wrong = Registry(lambda _name: Plugin, PrekillHook, "", lambda: ())
     assert compiler.plugins([PluginIR("p", {})], wrong, "hook") == []
     assert compiler.problems[-1] == f'{SOURCE}: hook #1: plugin "p": Plugin is not a PrekillHook'
 
@@ -632,7 +633,7 @@ def test_a_further_registry_compiles_through_the_same_checks(env: PluginEnv) -> 
 def test_plugin_needing_a_missing_controller_is_compiled_but_unavailable(
     env: PluginEnv,
 ) -> None:
-    env = dataclasses.replace(env, controllers=frozenset({"cpu", "io"}))
+    env = env.replace(controllers=frozenset({"cpu", "io"}))
     compiled = compile_rulesets(env, with_action(kill_growth()))
     plugin = only_ruleset(compiled).actions[0]
     assert plugin.unavailable is not None
@@ -642,7 +643,7 @@ def test_plugin_needing_a_missing_controller_is_compiled_but_unavailable(
 
 
 def test_plugin_whose_controllers_are_present_is_available(env: PluginEnv) -> None:
-    env = dataclasses.replace(env, controllers=frozenset({"cpu", "io", "memory"}))
+    env = env.replace(controllers=frozenset({"cpu", "io", "memory"}))
     compiled = compile_rulesets(env, with_action(kill_growth()))
     assert only_ruleset(compiled).actions[0].unavailable is None
     assert compiled.warnings == []
@@ -656,7 +657,7 @@ def test_unknown_controllers_do_not_disable_plugins(env: PluginEnv) -> None:
 
 
 def test_plugin_needing_no_controller_stays_available(env: PluginEnv) -> None:
-    env = dataclasses.replace(env, controllers=frozenset())
+    env = env.replace(controllers=frozenset())
     compiled = compile_rulesets(env, with_detector(pressure_above()))
     assert only_ruleset(compiled).detector_groups[0].detectors[0].unavailable is None
     assert compiled.warnings == []
@@ -680,7 +681,8 @@ def test_problems_of_one_ruleset_come_in_upstreams_rule_order(env: PluginEnv) ->
     ) == [
         f"{SOURCE}: ruleset #1: Ruleset is missing name",
         f"{SOURCE}: ruleset #1: Unrecognized log source=bogus",
-        f"{SOURCE}: ruleset #1: Ruleset is missing DetectorGroups or missing Actions",
+        f"{SOURCE}: ruleset #1: Ruleset is missing DetectorGroups or missing Actions"
+        ' (no "detectors" and no "actions")',
         f"{SOURCE}: ruleset #1: Ruleset post_action_delay must be non-negative",
         f"{SOURCE}: ruleset #1: Ruleset prekill_hook_timeout must be non-negative",
     ]

@@ -131,7 +131,7 @@ def test_new_copy_is_prerun_before_it_runs(harness: Harness) -> None:
     harness.load(config())
     harness.tick()
     cg = harness.ctx.cgroups[str(harness.tree.path("workload.slice/a/big"))]
-    assert "average_usage" in cg._cache
+    assert cg.is_cached("average_usage")
 
 
 def test_ruleset_cgroup_args_are_ignored_outside_a_per_cgroup_ruleset(harness: Harness) -> None:

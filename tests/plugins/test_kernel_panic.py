@@ -1,7 +1,6 @@
 """kernel_panic (upstream plugins/KernelPanic.cpp, reference 5.11; upstream has no
-test and no meson build of it). Every test here writes to a scratch file: the harness
-points the plugin at one, and tests/conftest.py points the plugin's default at
-another for the whole session."""
+test and no meson build of it). Every test here writes to a scratch file: the harness's
+host has its /proc in the test's tmp dir."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from oomd.engine.plugin import PluginRet
-from oomd.plugins import kernel_panic
+from oomd.host import Host
 from oomd.plugins.kernel_panic import KernelPanic, trigger_crash
 from tests.support.harness import Harness, plugin, ruleset
 
@@ -26,15 +25,14 @@ def action(h: Harness, dry_run: bool = False) -> KernelPanic:
     return found
 
 
-def test_the_suite_never_targets_the_real_sysrq_trigger(harness: Harness) -> None:
-    assert kernel_panic.SYSRQ_TRIGGER != "/proc/sysrq-trigger"
-    assert action(harness).target() != "/proc/sysrq-trigger"
-    harness.env.sysrq_trigger = None
-    assert action(harness).target() == kernel_panic.SYSRQ_TRIGGER
+def test_the_target_is_the_hosts_sysrq_trigger(harness: Harness) -> None:
+    """The harness's host is a scratch one; the daemon's is the real /proc."""
+    assert action(harness).target() == str(harness.proc.root / "sysrq-trigger")
+    assert Host().sysrq_trigger == "/proc/sysrq-trigger"
 
 
 def test_writes_c_and_stops(harness: Harness) -> None:
-    target = Path(str(harness.env.sysrq_trigger))
+    target = Path(harness.env.host.sysrq_trigger)
     target.write_text("")
     assert harness.run(action(harness)) is PluginRet.STOP
     assert target.read_text() == "c"
@@ -43,7 +41,7 @@ def test_writes_c_and_stops(harness: Harness) -> None:
 def test_unopenable_trigger_logs_and_continues(harness: Harness, oolog: Path) -> None:
     """Upstream: `Failed to open /proc/sysrq-trigger`, CONTINUE (the file is never
     created: it must already exist)."""
-    target = Path(str(harness.env.sysrq_trigger))
+    target = Path(harness.env.host.sysrq_trigger)
     assert not target.exists()
     assert harness.run(action(harness)) is PluginRet.CONTINUE
     assert not target.exists()
@@ -57,7 +55,7 @@ def test_failed_write_logs_and_continues() -> None:
 
 def test_dry_run_writes_nothing(harness: Harness, oolog: Path) -> None:
     """Deliberate difference: --dry-run never panics (upstream has no dry mode)."""
-    target = Path(str(harness.env.sysrq_trigger))
+    target = Path(harness.env.host.sysrq_trigger)
     target.write_text("")
     assert harness.run(action(harness, dry_run=True)) is PluginRet.STOP
     assert target.read_text() == ""
@@ -65,7 +63,7 @@ def test_dry_run_writes_nothing(harness: Harness, oolog: Path) -> None:
 
 
 def test_runs_as_an_action_in_the_engine(harness: Harness) -> None:
-    target = Path(str(harness.env.sysrq_trigger))
+    target = Path(harness.env.host.sysrq_trigger)
     target.write_text("")
     action(harness)
     harness.tick()
@@ -76,3 +74,16 @@ def test_runs_as_an_action_in_the_engine(harness: Harness) -> None:
 def test_takes_no_args(harness: Harness, args: dict[str, str]) -> None:
     problems = harness.problems("kernel_panic", **args)
     assert len(problems) == 1 and "Unknown arg" in problems[0], problems
+
+
+def test_a_host_not_allowed_to_panic_writes_nothing(harness: Harness, oolog: Path) -> None:
+    """A PluginEnv built without the daemon's host (a plugin author's test) must not be
+    able to crash the machine: only a host built with may_panic writes."""
+    plugin = action(harness)
+    target = Path(harness.env.host.sysrq_trigger)
+    target.write_text("")
+    plugin.env.host.may_panic = False
+    assert harness.run(plugin) is PluginRet.CONTINUE
+    assert target.read_text() == ""
+    assert "this plugin's host may not panic the kernel" in oolog.read_text()
+    assert not Host().may_panic

@@ -166,7 +166,9 @@ def test_prerun_keeps_history_for_descendants_only_when_recursive(harness: Harne
     action = load(harness, recursive=True)
     harness.ctx.refresh()
     action.prerun(harness.ctx)
-    touched = {c.path.relative for c in harness.ctx.cgroups.values() if "average_usage" in c._cache}
+    touched = {
+        c.path.relative for c in harness.ctx.cgroups.values() if c.is_cached("average_usage")
+    }
     assert touched == {"workload.slice/A", "workload.slice/A/A1", "workload.slice/G"}
 
 

@@ -18,6 +18,8 @@ from oomd.config.compiler import compile_config
 from oomd.config.parser import parse_config
 from oomd.engine.kill_base import KillPlugin
 from oomd.engine.plugin import PluginEnv
+from oomd.host import Host
+from oomd.kill import Killer
 from oomd.log import NullKmsg
 from oomd.stats import Stats
 from tests.support.procs import Spawner
@@ -53,8 +55,13 @@ def test_kill_by_pressure_kills_exactly_the_preferred_cgroup(
     os.setxattr(cgroup_base / "workload" / "b", "trusted.oomd_prefer", b"")
     children = {c.pid: c for c in spawner.children}
 
+    killer = Killer(use_cgroup_kill=mode == "cgroup.kill")
     env = PluginEnv(
-        cgroup_fs=str(cgroup_base), system=SystemContext(), kmsg=NullKmsg(), stats=Stats()
+        cgroup_fs=str(cgroup_base),
+        system=SystemContext(),
+        kmsg=NullKmsg(),
+        stats=Stats(),
+        host=Host(killer=killer),
     )
     config = {
         "rulesets": [
@@ -77,7 +84,6 @@ def test_kill_by_pressure_kills_exactly_the_preferred_cgroup(
     engine = compile_config(parse_config(json.dumps(config), "real.json"), env).engine
     action = engine.rulesets[0].actions[0]
     assert isinstance(action, KillPlugin)
-    action.killer.use_cgroup_kill = mode == "cgroup.kill"
     engine.tick(OomdContext(str(cgroup_base), env.system))
 
     assert all(Spawner.is_dead(children[pid]) for pid in procs["b"])

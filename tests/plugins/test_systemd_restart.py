@@ -2,28 +2,36 @@
 SystemdPluginsTest: RestartService, RestartServiceDry, RestartServiceWithMachineType;
 reference 5.18).
 
-Every test talks to a stand-in: a fake bus on a unix socket in the test's tmp dir
-(tests/support/fake_dbus.py), a real private dbus-daemon where one is installed, or a
-fake systemctl script. The session-wide fixture in conftest.py points the plugin's
-defaults at scratch paths, so nothing here can reach the host's systemd.
+Every test talks to a stand-in on the harness's scratch host: a real private
+dbus-daemon with a jeepney-written fake systemd owning ``org.freedesktop.systemd1``
+(tests/support/dbus_bus.py), or a fake systemctl script. The harness's host points
+/run, the bus and systemctl into the test's tmp dir, so nothing here can reach the
+host's systemd.
 """
 
 from __future__ import annotations
 
-import os
 import socket
 import stat
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from oomd import dbus
 from oomd.config.errors import ConfigError
 from oomd.engine.plugin import PluginRet
 from oomd.plugins import systemd_restart
 from oomd.plugins.systemd_restart import SystemdRestart
-from tests.support.fake_dbus import DBUS_DAEMON, JOB, FakeBus, PrivateDbusDaemon, serve_fake_systemd
+from tests.support.dbus_bus import DBUS_DAEMON, JOB, FakeSystemd, PrivateDbusDaemon
 from tests.support.harness import Harness
+
+needs_bus = pytest.mark.skipif(
+    DBUS_DAEMON is None or not dbus.available(),
+    reason="needs dbus-daemon (Debian: dbus-daemon) and jeepney (pip install 'oomd[dbus]')",
+)
 
 
 def config(actions: list[dict[str, Any]], **ruleset: Any) -> dict[str, Any]:
@@ -57,14 +65,44 @@ def run(h: Harness, plugin: SystemdRestart) -> PluginRet:
 
 
 @pytest.fixture
-def bus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    with FakeBus(tmp_path / "system_bus_socket") as fake:
-        monkeypatch.setattr(systemd_restart, "SYSTEM_BUS_ADDRESS", fake.address)
+def short_dir() -> Iterator[Path]:
+    """A directory with a short path: unix socket paths are limited to 107 bytes."""
+    path = Path(tempfile.mkdtemp(prefix="oomd-bus-", dir="/tmp"))
+    yield path
+    for child in sorted(path.rglob("*"), reverse=True):
+        if child.is_dir() and not child.is_symlink():
+            child.rmdir()
+        else:
+            child.unlink()
+    path.rmdir()
+
+
+@pytest.fixture
+def bus_daemon(short_dir: Path) -> Iterator[PrivateDbusDaemon]:
+    if DBUS_DAEMON is None or not dbus.available():
+        pytest.skip("needs dbus-daemon (Debian: dbus-daemon) and jeepney (oomd[dbus])")
+    daemon = PrivateDbusDaemon(short_dir / "bus")
+    yield daemon
+    daemon.stop()
+
+
+@pytest.fixture
+def bus(harness: Harness, bus_daemon: PrivateDbusDaemon) -> Iterator[FakeSystemd]:
+    """A fake systemd on the harness host's system bus."""
+    harness.env.host.system_bus_address = bus_daemon.address
+    with FakeSystemd(bus_daemon.address) as fake:
         yield fake
 
 
-def fake_systemctl(tmp_path: Path, exit_status: int = 0, stderr: str = "") -> tuple[Path, Path]:
-    """A systemctl that records its argv (one per line) and exits as told."""
+def restarted(bus: FakeSystemd) -> list[str]:
+    return [body[0] for _, body in bus.calls]
+
+
+def fake_systemctl(
+    h: Harness, tmp_path: Path, exit_status: int = 0, stderr: str = ""
+) -> tuple[Path, Path]:
+    """A systemctl (set on the harness's host) that records its argv, one per line,
+    and exits as told."""
     script = tmp_path / "systemctl"
     record = tmp_path / "systemctl.argv"
     script.write_text(
@@ -74,27 +112,25 @@ def fake_systemctl(tmp_path: Path, exit_status: int = 0, stderr: str = "") -> tu
         + f"exit {exit_status}\n"
     )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    h.env.host.systemctl = str(script)
     return script, record
+
+
+def machine(h: Harness, name: str, content: str) -> None:
+    machines = Path(h.env.host.machines_dir)
+    machines.mkdir(parents=True, exist_ok=True)
+    (machines / name).write_text(content)
 
 
 # --- upstream's SystemdPluginsTest ---------------------------------------------------------
 
 
-def test_restart_service(harness: Harness, bus: FakeBus, oolog: Path) -> None:
+@needs_bus
+def test_restart_service(harness: Harness, bus: FakeSystemd, oolog: Path) -> None:
     """RestartService: RestartUnit(service, "replace") on systemd's manager, STOP."""
     plugin = load(harness, service="some.service", post_action_delay=0, dry="false")
     assert run(harness, plugin) is PluginRet.STOP
-    [call] = bus.calls
-    assert (call.destination, call.path, call.interface, call.member) == (
-        "org.freedesktop.systemd1",
-        "/org/freedesktop/systemd1",
-        "org.freedesktop.systemd1.Manager",
-        "RestartUnit",
-    )
-    assert (call.signature, call.body) == ("ss", ("some.service", "replace"))
-    # A well-behaved bus client: AUTH EXTERNAL with our uid, then Hello first.
-    assert bus.auth_lines == [b"\0AUTH EXTERNAL " + str(os.geteuid()).encode().hex().encode()]
-    assert [m.member for m in bus.messages] == ["Hello", "RestartUnit"]
+    assert bus.calls == [("ss", ("some.service", "replace"))]
     log = oolog.read_text()
     assert 'Restarting systemd service "some.service"' in log
     assert f"Queued service job as {JOB}" in log
@@ -102,37 +138,40 @@ def test_restart_service(harness: Harness, bus: FakeBus, oolog: Path) -> None:
     assert harness.stats.get("oomd.restarts") == 1
 
 
-def test_restart_service_dry(harness: Harness, bus: FakeBus, oolog: Path) -> None:
+@needs_bus
+def test_restart_service_dry(harness: Harness, bus: FakeSystemd, oolog: Path) -> None:
     """RestartServiceDry: no call at all, still STOP, counted, kmsg says (dry)."""
     plugin = load(harness, service="some.service", post_action_delay=0, dry="true")
     assert run(harness, plugin) is PluginRet.STOP
-    assert bus.connections == 0
+    assert bus.calls == []
     assert "DRY-RUN: restarting service some.service" in oolog.read_text()
     assert harness.kmsg.lines == ["oomd kill: restarted systemd service=some.service (dry)"]
     assert harness.stats.get("oomd.restarts") == 1
 
 
+@needs_bus
 def test_restart_service_with_machine_type(
-    harness: Harness, bus: FakeBus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, oolog: Path
+    harness: Harness, bus: FakeSystemd, short_dir: Path, oolog: Path
 ) -> None:
     """RestartServiceWithMachineType: the restart goes to that machine's system bus
     (its leader's root, as sd_bus_open_system_machine), not the host's."""
-    machines = tmp_path / "machines"
-    machines.mkdir()
-    (machines / "netos").write_text("NAME=netos\nCLASS=container\nLEADER=4242\n")
-    monkeypatch.setattr(systemd_restart, "MACHINES_DIR", str(machines))
-    monkeypatch.setattr(systemd_restart, "MACHINE_BUS_PATH", str(tmp_path / "m-{leader}.sock"))
-    with FakeBus(tmp_path / "m-4242.sock") as machine_bus:
-        plugin = load(
-            harness,
-            service="wedge_agent.service",
-            post_action_delay=0,
-            dry="false",
-            machine_type="netos",
-        )
-        assert run(harness, plugin) is PluginRet.STOP
-        assert [c.body for c in machine_bus.calls] == [("wedge_agent.service", "replace")]
-    assert bus.connections == 0
+    harness.env.host.proc_root = str(short_dir / "proc")
+    machine(harness, "netos", "NAME=netos\nCLASS=container\nLEADER=4242\n")
+    machine_daemon = PrivateDbusDaemon(Path(harness.env.host.machine_bus_path(4242)))
+    try:
+        with FakeSystemd(machine_daemon.address) as machine_bus:
+            plugin = load(
+                harness,
+                service="wedge_agent.service",
+                post_action_delay=0,
+                dry="false",
+                machine_type="netos",
+            )
+            assert run(harness, plugin) is PluginRet.STOP
+            assert restarted(machine_bus) == ["wedge_agent.service"]
+    finally:
+        machine_daemon.stop()
+    assert bus.calls == []
     assert 'Restarting systemd service "wedge_agent.service" on machine=netos' in oolog.read_text()
 
 
@@ -161,17 +200,19 @@ def test_invalid_args_are_rejected(harness: Harness, args: dict[str, str], messa
         harness.load(config([{"name": "systemd_restart", "args": args}]))
 
 
-def test_daemon_dry_run_makes_it_dry(harness: Harness, bus: FakeBus) -> None:
+@needs_bus
+def test_daemon_dry_run_makes_it_dry(harness: Harness, bus: FakeSystemd) -> None:
     plugin = load(harness, dry_run=True, service="some.service")
     assert run(harness, plugin) is PluginRet.STOP
-    assert bus.connections == 0
+    assert bus.calls == []
     assert harness.kmsg.lines == ["oomd kill: restarted systemd service=some.service (dry)"]
 
 
-# --- failures -----------------------------------------------------------------------------
+# --- failures on the bus ------------------------------------------------------------------
 
 
-def test_error_reply_continues(harness: Harness, bus: FakeBus, oolog: Path) -> None:
+@needs_bus
+def test_error_reply_continues(harness: Harness, bus: FakeSystemd, oolog: Path) -> None:
     bus.error = ("org.freedesktop.systemd1.NoSuchUnit", "Unit nope.service not found.")
     plugin = load(harness, service="nope.service")
     assert run(harness, plugin) is PluginRet.CONTINUE
@@ -180,62 +221,79 @@ def test_error_reply_continues(harness: Harness, bus: FakeBus, oolog: Path) -> N
     assert harness.stats.get("oomd.restarts") == 0
 
 
-def test_reply_without_a_job_path_continues(harness: Harness, bus: FakeBus, oolog: Path) -> None:
+@needs_bus
+def test_reply_without_a_job_path_continues(
+    harness: Harness, bus: FakeSystemd, oolog: Path
+) -> None:
     bus.reply_signature = "u"
     plugin = load(harness, service="some.service")
     assert run(harness, plugin) is PluginRet.CONTINUE
     assert "Failed to parse response message: No such device or address" in oolog.read_text()
 
 
-def test_rejected_authentication_continues_without_fallback(
-    harness: Harness, bus: FakeBus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, oolog: Path
+@needs_bus
+def test_nobody_owning_systemds_name_continues(
+    harness: Harness, bus_daemon: PrivateDbusDaemon, oolog: Path
 ) -> None:
-    script, record = fake_systemctl(tmp_path)
-    monkeypatch.setattr(systemd_restart, "SYSTEMCTL", str(script))
-    bus.reject_auth = True
+    """The bus itself answers with an error (its message is logged)."""
+    harness.env.host.system_bus_address = bus_daemon.address
     plugin = load(harness, service="some.service")
     assert run(harness, plugin) is PluginRet.CONTINUE
+    assert (
+        "Failed to issue method call: The name org.freedesktop.systemd1 was not provided"
+        in oolog.read_text()
+    )
+
+
+@needs_bus
+def test_rejected_authentication_continues_without_fallback(
+    harness: Harness, short_dir: Path, tmp_path: Path, oolog: Path
+) -> None:
+    """A bus that accepts only ANONYMOUS rejects our EXTERNAL: no systemctl then."""
+    daemon = PrivateDbusDaemon(short_dir / "anon", auth="ANONYMOUS")
+    try:
+        harness.env.host.system_bus_address = daemon.address
+        _, record = fake_systemctl(harness, tmp_path)
+        plugin = load(harness, service="some.service")
+        assert run(harness, plugin) is PluginRet.CONTINUE
+    finally:
+        daemon.stop()
     assert "Failed to connect to system bus: authentication rejected" in oolog.read_text()
     assert not record.exists()
 
 
-def test_silent_bus_times_out_and_continues(
-    harness: Harness, bus: FakeBus, monkeypatch: pytest.MonkeyPatch, oolog: Path
+@needs_bus
+def test_silent_systemd_times_out_and_continues(
+    harness: Harness, bus: FakeSystemd, monkeypatch: pytest.MonkeyPatch, oolog: Path
 ) -> None:
-    monkeypatch.setattr(systemd_restart, "TIMEOUT", 1.0)
+    monkeypatch.setattr(systemd_restart, "TIMEOUT", 0.5)
     bus.silent = True
     plugin = load(harness, service="some.service")
     assert run(harness, plugin) is PluginRet.CONTINUE
+    assert len(bus.calls) == 1
     assert "Failed to issue method call: Connection timed out" in oolog.read_text()
 
 
-def test_big_endian_replies_are_understood(
-    harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    with FakeBus(tmp_path / "be.sock", endian="B") as fake:
-        monkeypatch.setattr(systemd_restart, "SYSTEM_BUS_ADDRESS", fake.address)
-        plugin = load(harness, service="some.service")
-        assert run(harness, plugin) is PluginRet.STOP
-
-
+@needs_bus
 def test_dbus_system_bus_address_is_honoured(
-    harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    harness: Harness, bus_daemon: PrivateDbusDaemon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """As sd-bus: ``DBUS_SYSTEM_BUS_ADDRESS`` names the system bus (first reachable
-    unix entry of the list)."""
-    with FakeBus(tmp_path / "env.sock") as fake:
-        monkeypatch.setattr(systemd_restart, "SYSTEM_BUS_ADDRESS", None)
-        monkeypatch.setenv(
-            "DBUS_SYSTEM_BUS_ADDRESS",
-            f"tcp:host=localhost;unix:path={tmp_path}/gone;{fake.address}",
-        )
+    """As sd-bus: without a configured address, ``DBUS_SYSTEM_BUS_ADDRESS`` names the
+    system bus (the first reachable unix entry of the list)."""
+    harness.env.host.system_bus_address = None
+    monkeypatch.setenv(
+        "DBUS_SYSTEM_BUS_ADDRESS",
+        f"tcp:host=localhost;unix:path={tmp_path}/gone;{bus_daemon.address}",
+    )
+    with FakeSystemd(bus_daemon.address) as fake:
         plugin = load(harness, service="some.service")
         assert run(harness, plugin) is PluginRet.STOP
-        assert len(fake.calls) == 1
+        assert restarted(fake) == ["some.service"]
 
 
+@needs_bus
 @pytest.mark.parametrize(
-    ("machine", "content", "error"),
+    ("name", "content", "error"),
     [
         ("unknown", None, "No such device or address"),
         ("../etc", None, "Invalid argument"),
@@ -244,35 +302,28 @@ def test_dbus_system_bus_address_is_honoured(
     ],
 )
 def test_machine_that_cannot_be_reached_continues(
-    harness: Harness,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    oolog: Path,
-    machine: str,
-    content: str | None,
-    error: str,
+    harness: Harness, tmp_path: Path, oolog: Path, name: str, content: str | None, error: str
 ) -> None:
-    machines = tmp_path / "machines"
-    machines.mkdir()
+    Path(harness.env.host.machines_dir).mkdir(parents=True)
     if content is not None:
-        (machines / machine).write_text(content)
-    monkeypatch.setattr(systemd_restart, "MACHINES_DIR", str(machines))
-    script, record = fake_systemctl(tmp_path)
-    monkeypatch.setattr(systemd_restart, "SYSTEMCTL", str(script))
-    plugin = load(harness, service="a.service", machine_type=machine)
+        machine(harness, name, content)
+    _, record = fake_systemctl(harness, tmp_path)
+    plugin = load(harness, service="a.service", machine_type=name)
     assert run(harness, plugin) is PluginRet.CONTINUE
     assert f"Failed to connect to system bus: {error}" in oolog.read_text()
     assert not record.exists()
 
 
+def test_unix_addresses_are_escaped() -> None:
+    assert dbus.unix_address("/run/a b,c=d%") == "unix:path=/run/a%20b%2cc%3dd%25"
+
+
 # --- without a bus: systemctl -------------------------------------------------------------
 
 
-def test_no_bus_falls_back_to_systemctl(
-    harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, oolog: Path
-) -> None:
-    script, record = fake_systemctl(tmp_path)
-    monkeypatch.setattr(systemd_restart, "SYSTEMCTL", str(script))
+@needs_bus
+def test_no_bus_falls_back_to_systemctl(harness: Harness, tmp_path: Path, oolog: Path) -> None:
+    script, record = fake_systemctl(harness, tmp_path)
     plugin = load(harness, service="-weird name.service")
     assert run(harness, plugin) is PluginRet.STOP
     assert record.read_text().splitlines() == ["restart", "--no-block", "--", "-weird name.service"]
@@ -287,30 +338,45 @@ def test_no_bus_falls_back_to_systemctl(
     assert harness.stats.get("oomd.restarts") == 1
 
 
+def test_without_jeepney_systemctl_is_the_way(
+    harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, oolog: Path
+) -> None:
+    """Without the ``oomd[dbus]`` extra the bus is not tried at all."""
+    monkeypatch.setattr(dbus, "available", lambda: False)
+    script, record = fake_systemctl(harness, tmp_path)
+    plugin = load(harness, service="a.service")
+    assert run(harness, plugin) is PluginRet.STOP
+    assert record.read_text().splitlines() == ["restart", "--no-block", "--", "a.service"]
+    log = oolog.read_text()
+    assert "Failed to connect to system bus" not in log
+    assert (
+        f"No D-Bus client (oomd[dbus]); restarting through: {script} restart --no-block -- a.service"
+        in log
+    )
+    assert harness.kmsg.lines == ["oomd kill: restarted systemd service=a.service"]
+
+
+@needs_bus
 def test_bus_socket_without_a_listener_falls_back_to_systemctl(
-    harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    harness: Harness, tmp_path: Path
 ) -> None:
     dead = tmp_path / "dead.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(str(dead))
     sock.close()  # the file stays, nobody listens: ECONNREFUSED
-    monkeypatch.setattr(systemd_restart, "SYSTEM_BUS_ADDRESS", f"unix:path={dead}")
-    script, record = fake_systemctl(tmp_path)
-    monkeypatch.setattr(systemd_restart, "SYSTEMCTL", str(script))
+    harness.env.host.system_bus_address = f"unix:path={dead}"
+    _, record = fake_systemctl(harness, tmp_path)
     plugin = load(harness, service="a.service")
     assert run(harness, plugin) is PluginRet.STOP
     assert record.exists()
 
 
+@needs_bus
 def test_no_bus_on_a_machine_falls_back_to_systemctl_machine(
-    harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    harness: Harness, tmp_path: Path
 ) -> None:
-    machines = tmp_path / "machines"
-    machines.mkdir()
-    (machines / "netos").write_text("CLASS=container\nLEADER=4242\n")
-    monkeypatch.setattr(systemd_restart, "MACHINES_DIR", str(machines))
-    script, record = fake_systemctl(tmp_path)
-    monkeypatch.setattr(systemd_restart, "SYSTEMCTL", str(script))
+    machine(harness, "netos", "CLASS=container\nLEADER=4242\n")
+    _, record = fake_systemctl(harness, tmp_path)
     plugin = load(harness, service="a.service", machine_type="netos")
     assert run(harness, plugin) is PluginRet.STOP
     assert record.read_text().splitlines() == [
@@ -322,13 +388,10 @@ def test_no_bus_on_a_machine_falls_back_to_systemctl_machine(
     ]
 
 
-def test_systemctl_failure_continues(
-    harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, oolog: Path
-) -> None:
+def test_systemctl_failure_continues(harness: Harness, tmp_path: Path, oolog: Path) -> None:
     script, _ = fake_systemctl(
-        tmp_path, 5, "Failed to restart a.service: Unit a.service not found."
+        harness, tmp_path, 5, "Failed to restart a.service: Unit a.service not found."
     )
-    monkeypatch.setattr(systemd_restart, "SYSTEMCTL", str(script))
     plugin = load(harness, service="a.service")
     assert run(harness, plugin) is PluginRet.CONTINUE
     assert (
@@ -339,7 +402,7 @@ def test_systemctl_failure_continues(
 
 
 def test_no_bus_and_no_systemctl_continues(harness: Harness, oolog: Path) -> None:
-    """The session fixture's scratch systemctl does not exist."""
+    """The harness host's systemctl does not exist."""
     plugin = load(harness, service="a.service")
     assert run(harness, plugin) is PluginRet.CONTINUE
     assert "Failed to run " in oolog.read_text()
@@ -349,8 +412,9 @@ def test_no_bus_and_no_systemctl_continues(harness: Harness, oolog: Path) -> Non
 # --- post_action_delay ------------------------------------------------------------------------
 
 
+@needs_bus
 def test_post_action_delay_pauses_the_ruleset_without_stalling_the_tick(
-    harness: Harness, bus: FakeBus
+    harness: Harness, bus: FakeSystemd
 ) -> None:
     """Upstream sleeps post_action_delay inside the tick, then the ruleset pauses for
     its own post_action_delay: this ruleset resumes after both (5 + 10 s), while the
@@ -368,40 +432,14 @@ def test_post_action_delay_pauses_the_ruleset_without_stalling_the_tick(
     h.load(cfg)
     h.tick()  # t: both restart
     h.tick(14)  # t+1 .. t+14: only b
-    restarted = [c.body[0] for c in bus.calls]
-    assert restarted.count("a.service") == 1 and restarted.count("b.service") == 15
+    assert restarted(bus).count("a.service") == 1 and restarted(bus).count("b.service") == 15
     h.tick()  # t+15: a again
-    assert [c.body[0] for c in bus.calls].count("a.service") == 2
+    assert restarted(bus).count("a.service") == 2
 
 
-def test_failure_does_not_pause(harness: Harness, bus: FakeBus) -> None:
+@needs_bus
+def test_failure_does_not_pause(harness: Harness, bus: FakeSystemd) -> None:
     bus.error = ("org.freedesktop.systemd1.NoSuchUnit", "nope")
     harness.load(config([action(service="a.service", post_action_delay=5)], post_action_delay="10"))
     harness.tick(3)
     assert len(bus.calls) == 3
-
-
-# --- a real dbus-daemon -------------------------------------------------------------------
-
-
-@pytest.mark.skipif(DBUS_DAEMON is None, reason="dbus-daemon is not installed")
-def test_restart_through_a_real_dbus_daemon(
-    harness: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, oolog: Path
-) -> None:
-    """The daemon validates every message we send; a fake systemd owns the name."""
-    daemon = PrivateDbusDaemon(tmp_path)
-    try:
-        monkeypatch.setattr(systemd_restart, "SYSTEM_BUS_ADDRESS", daemon.address)
-        with serve_fake_systemd(daemon.address, "/org/freedesktop/systemd1/job/77") as calls:
-            plugin = load(harness, service="some.service")
-            assert run(harness, plugin) is PluginRet.STOP
-            assert [c.body for c in calls] == [("some.service", "replace")]
-        assert "Queued service job as /org/freedesktop/systemd1/job/77" in oolog.read_text()
-        # Nobody owns the name any more: the bus's error, and CONTINUE.
-        assert run(harness, plugin) is PluginRet.CONTINUE
-        assert (
-            "Failed to issue method call: The name org.freedesktop.systemd1 was not provided"
-            in (oolog.read_text())
-        )
-    finally:
-        daemon.stop()

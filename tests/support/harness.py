@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from oomd.cgroup.context import OomdContext
@@ -12,9 +13,27 @@ from oomd.config.errors import ConfigError
 from oomd.config.parser import parse_config
 from oomd.engine.engine import Engine
 from oomd.engine.plugin import Plugin, PluginEnv, PluginRet
+from oomd.host import Host, KillerLike
+from oomd.kill import Killer
 from oomd.log import NullKmsg
 from oomd.stats import Stats
 from tests.support.tree import FakeProc, FakeTree
+
+
+def scratch_host(scratch: Path, proc_root: str, killer: KillerLike | None = None) -> Host:
+    """A host whose /run, system bus and systemctl are paths under ``scratch`` where
+    nothing exists or listens, and whose /proc is ``proc_root``: a plugin given it can
+    never reach the machine's sysrq trigger, systemd or D-Bus. ``killer`` defaults to
+    the real one on the real /proc (it signals only pids listed in the fake tree's
+    cgroup.procs: the test's own children)."""
+    return Host(
+        killer=killer if killer is not None else Killer(),
+        proc_root=proc_root,
+        run_root=str(scratch / "run"),
+        system_bus_address=f"unix:path={scratch}/no-system-bus",
+        systemctl=str(scratch / "no-systemctl"),
+        may_panic=True,
+    )
 
 
 class FakeClock:
@@ -31,7 +50,7 @@ class FakeClock:
 class Harness:
     """A fake host: tree + /proc + clock + kmsg + stats, and an engine to tick."""
 
-    def __init__(self, tree: FakeTree, proc: FakeProc) -> None:
+    def __init__(self, tree: FakeTree, proc: FakeProc, killer: KillerLike | None = None) -> None:
         self.tree = tree
         self.proc = proc
         self.clock = FakeClock()
@@ -43,7 +62,7 @@ class Harness:
             kmsg=self.kmsg,
             stats=self.stats,
             controllers=None,
-            sysrq_trigger=str(tree.root.parent / "sysrq-trigger"),
+            host=scratch_host(tree.root.parent, proc.path, killer),
         )
         self.ctx = OomdContext(tree.fs, self.env.system, clock=self.clock)
         self.engine: Engine | None = None

@@ -25,10 +25,9 @@ import errno
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from enum import IntEnum
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol, TypeVar
 
 from oomd.cgroup import fs
 from oomd.cgroup.fs import IoStat, KeyedValues, Pressure
@@ -41,7 +40,7 @@ from oomd.cgroup.iocost import (
 )
 from oomd.cgroup.path import CgroupPath, CgroupPattern
 from oomd.cgroup.system import SystemContext
-from oomd.cgroup.triggers import Watch, is_cgroup2
+from oomd.cgroup.triggers import CgroupFiles, is_cgroup2, threshold_trigger
 from oomd.cnum import INT64_MAX
 
 if TYPE_CHECKING:
@@ -66,18 +65,17 @@ _PREFERENCE_XATTRS = (
 )
 
 
-@dataclass(frozen=True)
-class ContextParams:
+class ContextParams(NamedTuple):
     """Daemon-wide parameters some derived values need (``--device`` and coeffs)."""
 
-    io_devices: dict[str, DeviceType] = field(default_factory=dict)
+    #: (The default is one shared empty dict: nothing mutates the params.)
+    io_devices: dict[str, DeviceType] = {}
     ssd_coeffs: IoCostCoeffs = DEFAULT_SSD_COEFFS
     hdd_coeffs: IoCostCoeffs = DEFAULT_HDD_COEFFS
     average_size_decay: float = 4.0
 
 
-@dataclass(frozen=True)
-class ActionContext:
+class ActionContext(NamedTuple):
     """Which ruleset and detector group started the running action chain."""
 
     ruleset_name: str = ""
@@ -98,41 +96,37 @@ _MISSING: Any = object()
 _NO_XATTRS: frozenset[str] = frozenset()
 R = TypeVar("R")
 
+#: The slot of each per-tick field, in definition order (filled by :func:`per_tick`).
+_TICK_SLOTS: list[str] = []
+
 
 def per_tick(compute: Callable[[CgroupContext], R]) -> Callable[[CgroupContext], R]:
-    """Memoize a field for the rest of the tick (failures included: one tick sees one
-    consistent snapshot and never retries a missing file)."""
-    key = compute.__name__
+    """The one per-tick memoizer of a cgroup's fields: the first call in a tick
+    computes the value (a file read, a parse, a derivation) and keeps it in a slot of
+    its own (``_t_<name>``) until :meth:`CgroupContext._archive` resets every such slot
+    for the next tick. Failures (None) are kept too: one tick sees one consistent
+    snapshot and never retries a missing file. Slots rather than a per-cgroup dict: no
+    dict (272 bytes with 6-10 keys) per cgroup, and a first read raises nothing."""
+    slot = "_t_" + compute.__name__
+    _TICK_SLOTS.append(slot)
 
     def field(self: CgroupContext) -> R:
-        cache = self._cache
-        value = cache.get(key, _MISSING)
+        value: R = getattr(self, slot)
         if value is _MISSING:
-            value = cache[key] = compute(self)
+            value = compute(self)
+            setattr(self, slot, value)
         return value
 
-    field.__name__ = key
+    field.__name__ = compute.__name__
+    field.__qualname__ = compute.__qualname__
     field.__doc__ = compute.__doc__
     return field
-
-
-def _pressure_keys(resource: str, full: bool) -> tuple[str, str, str]:
-    """Cache keys of a pressure field and of its raw file, and the file's name."""
-    return ("full:" if full else "some:") + resource, "psi:" + resource, resource + ".pressure"
-
-
-_PRESSURE_KEYS = {
-    (resource, full): _pressure_keys(resource, full)
-    for resource in ("memory", "io", "cpu")
-    for full in (True, False)
-}
 
 
 class CgroupContext:
     """One cgroup, its lazily read fields for this tick, and its cross-tick history."""
 
-    __slots__ = (
-        "_cache",
+    _FIXED_SLOTS = (
         "_prev_average",
         "_prev_io_cost",
         "_prev_pg_scan",
@@ -145,6 +139,11 @@ class CgroupContext:
         "path",
     )
 
+    # The per-tick slots read by name (the others only through their field).
+    _t_average_usage: int | None
+    _t_io_cost_cumulative: float | None
+    _t_pg_scan_cumulative: int | None
+
     def __init__(self, ctx: OomdContext, path: CgroupPath, inode: int) -> None:
         self.ctx = ctx
         self.path = path
@@ -155,7 +154,7 @@ class CgroupContext:
         #: path (removed, or replaced by a new cgroup of the same name): reads give
         #: None from then on, never the new cgroup's values.
         self.dead = False
-        self._cache: dict[str, Any] = {}
+        self._reset()
         # Last tick's values of the fields that have history (None: not computed).
         self._prev_average: int | None = None
         self._prev_io_cost: float | None = None
@@ -181,23 +180,23 @@ class CgroupContext:
         return fs.read_bytes(self.path.absolute + "/" + name)
 
     def _archive(self) -> None:
-        cache = self._cache
-        if cache:
-            self._prev_average = cache.get("average_usage")
-            self._prev_io_cost = cache.get("io_cost_cumulative")
-            self._prev_pg_scan = cache.get("pg_scan_cumulative")
-            self._cache = {}
-        else:
-            self._prev_average = self._prev_io_cost = self._prev_pg_scan = None
+        """Keep last tick's values of the fields with history; forget the rest."""
+        average = self._t_average_usage
+        io_cost = self._t_io_cost_cumulative
+        pg_scan = self._t_pg_scan_cumulative
+        self._prev_average = None if average is _MISSING else average
+        self._prev_io_cost = None if io_cost is _MISSING else io_cost
+        self._prev_pg_scan = None if pg_scan is _MISSING else pg_scan
+        self._reset()
 
-    def _file(self, key: str, filename: str, parse: Callable[[bytes], T]) -> T | None:
-        """A field parsed from one file of the cgroup, read at most once per tick."""
-        cache = self._cache
-        value = cache.get(key, _MISSING)
-        if value is _MISSING:
-            data = self._read(filename)
-            value = cache[key] = None if data is None else parse(data)
-        return value
+    def is_cached(self, name: str) -> bool:
+        """Whether the per-tick field ``name`` was computed this tick (for tests)."""
+        return getattr(self, "_t_" + name, _MISSING) is not _MISSING
+
+    def _file(self, filename: str, parse: Callable[[bytes], T]) -> T | None:
+        """One file of the cgroup, parsed (callers memoize with :func:`per_tick`)."""
+        data = self._read(filename)
+        return None if data is None else parse(data)
 
     def parent(self) -> CgroupContext | None:
         """The parent cgroup's context this tick (None for the root, or when the
@@ -235,29 +234,37 @@ class CgroupContext:
             value = None if data is None else fs.parse_single_int(data)
         return value
 
+    @per_tick
     def memory_low(self) -> int | None:
-        return self._file("memory_low", "memory.low", fs.parse_limit)
+        return self._file("memory.low", fs.parse_limit)
 
+    @per_tick
     def memory_min(self) -> int | None:
-        return self._file("memory_min", "memory.min", fs.parse_limit)
+        return self._file("memory.min", fs.parse_limit)
 
+    @per_tick
     def memory_high(self) -> int | None:
-        return self._file("memory_high", "memory.high", fs.parse_limit)
+        return self._file("memory.high", fs.parse_limit)
 
+    @per_tick
     def memory_max(self) -> int | None:
-        return self._file("memory_max", "memory.max", fs.parse_limit)
+        return self._file("memory.max", fs.parse_limit)
 
+    @per_tick
     def swap_max(self) -> int | None:
-        return self._file("swap_max", "memory.swap.max", fs.parse_limit)
+        return self._file("memory.swap.max", fs.parse_limit)
 
+    @per_tick
     def memory_high_tmp(self) -> int | None:
-        return self._file("memory_high_tmp", "memory.high.tmp", fs.parse_limit_tmp)
+        return self._file("memory.high.tmp", fs.parse_limit_tmp)
 
+    @per_tick
     def swap_usage(self) -> int | None:
-        return self._file("swap_usage", "memory.swap.current", fs.parse_single_int)
+        return self._file("memory.swap.current", fs.parse_single_int)
 
+    @per_tick
     def memory_stat(self) -> KeyedValues | None:
-        return self._file("memory_stat", "memory.stat", KeyedValues)
+        return self._file("memory.stat", KeyedValues)
 
     def memory_stat_value(self, key: str) -> int | None:
         stat = self.memory_stat()
@@ -266,47 +273,69 @@ class CgroupContext:
     def anon_usage(self) -> int | None:
         return self.memory_stat_value("anon")
 
-    def _pressure(self, resource: str, full: bool) -> Pressure | None:
-        keys = _PRESSURE_KEYS.get((resource, full))
-        if keys is None:
-            keys = _pressure_keys(resource, full)
-        key, raw_key, filename = keys
-        cache = self._cache
-        value: Pressure | None = cache.get(key, _MISSING)
-        if value is not _MISSING:
-            return value
-        if self.is_root:
-            value = self.ctx.system.pressure(resource, full)
-        else:
-            # One read of the file serves both its some and full lines.
-            data = cache.get(raw_key, _MISSING)
-            if data is _MISSING:
-                data = cache[raw_key] = self._read(filename)
-            value = None if data is None else fs.parse_pressure(data, full)
-        cache[key] = value
-        return value
+    @per_tick
+    def _psi_memory(self) -> bytes | None:
+        """The raw ``memory.pressure``: one read serves its some and full lines."""
+        return self._read("memory.pressure")
 
+    @per_tick
+    def _psi_io(self) -> bytes | None:
+        return self._read("io.pressure")
+
+    @per_tick
+    def _psi_cpu(self) -> bytes | None:
+        return self._read("cpu.pressure")
+
+    def _pressure(self, resource: str, full: bool, raw: bytes | None) -> Pressure | None:
+        if self.is_root:
+            return self.ctx.system.pressure(resource, full)
+        return None if raw is None else fs.parse_pressure(raw, full)
+
+    @per_tick
     def mem_pressure(self) -> Pressure | None:
         """Memory PSI, ``full`` line (what every upstream plugin means by pressure)."""
-        return self._pressure("memory", True)
+        return self._pressure("memory", True, None if self.is_root else self._psi_memory())
 
+    @per_tick
     def mem_pressure_some(self) -> Pressure | None:
-        return self._pressure("memory", False)
+        return self._pressure("memory", False, None if self.is_root else self._psi_memory())
 
+    @per_tick
     def io_pressure(self) -> Pressure | None:
-        return self._pressure("io", True)
+        return self._pressure("io", True, None if self.is_root else self._psi_io())
 
+    @per_tick
     def io_pressure_some(self) -> Pressure | None:
-        return self._pressure("io", False)
+        return self._pressure("io", False, None if self.is_root else self._psi_io())
+
+    @per_tick
+    def _cpu_pressure(self) -> Pressure | None:
+        return self._pressure("cpu", True, None if self.is_root else self._psi_cpu())
+
+    @per_tick
+    def _cpu_pressure_some(self) -> Pressure | None:
+        return self._pressure("cpu", False, None if self.is_root else self._psi_cpu())
 
     def pressure(self, resource: str, full: bool = True) -> Pressure | None:
-        return self._pressure(resource, full)
+        field = _PRESSURE_FIELDS.get((resource, full))
+        if field is not None:
+            return field(self)
+        # Not a kernel PSI resource: nothing to memoize (the file does not exist).
+        raw = None if self.is_root else self._read(resource + ".pressure")
+        return self._pressure(resource, full, raw)
 
+    @per_tick
+    def _child_contexts(self) -> list[CgroupContext]:
+        """The children's contexts, as listed this tick (see ``OomdContext.children``)."""
+        return self.ctx._list_children(self)
+
+    @per_tick
     def io_stat(self) -> list[IoStat] | None:
-        return self._file("io_stat", "io.stat", fs.parse_io_stat)
+        return self._file("io.stat", fs.parse_io_stat)
 
+    @per_tick
     def cgroup_stat(self) -> KeyedValues | None:
-        return self._file("cgroup_stat", "cgroup.stat", KeyedValues)
+        return self._file("cgroup.stat", KeyedValues)
 
     def nr_dying_descendants(self) -> int | None:
         """``cgroup.stat`` nr_dying_descendants: 0 if the key is missing, None if the
@@ -317,11 +346,13 @@ class CgroupContext:
         value = stat.get("nr_dying_descendants")
         return 0 if value is None else value
 
+    @per_tick
     def is_populated(self) -> bool | None:
-        return self._file("is_populated", "cgroup.events", fs.parse_populated)
+        return self._file("cgroup.events", fs.parse_populated)
 
+    @per_tick
     def oom_group(self) -> bool | None:
-        return self._file("oom_group", "memory.oom.group", fs.parse_oom_group)
+        return self._file("memory.oom.group", fs.parse_oom_group)
 
     @per_tick
     def controllers(self) -> frozenset[str] | None:
@@ -329,8 +360,9 @@ class CgroupContext:
         value = None if data is None else frozenset(data.decode(errors="replace").split())
         return value
 
+    @per_tick
     def pids(self) -> list[int] | None:
-        return self._file("pids", "cgroup.procs", fs.parse_pids)
+        return self._file("cgroup.procs", fs.parse_pids)
 
     @per_tick
     def xattr_names(self) -> frozenset[str] | None:
@@ -528,6 +560,25 @@ class CgroupContext:
         except OSError:
             return False
 
+    __slots__ = (*_FIXED_SLOTS, *_TICK_SLOTS)
+
+    # Every per-tick slot back to "not computed": one statement, so a tick pays one
+    # specialised store per slot (setattr in a loop costs ~4x as much).
+    _ns: dict[str, Any] = {"_MISSING": _MISSING}
+    exec("def _reset(self):\n    self." + " = self.".join(_TICK_SLOTS) + " = _MISSING\n", _ns)
+    _reset: ClassVar[Callable[[CgroupContext], None]] = _ns["_reset"]
+    del _ns
+
+
+_PRESSURE_FIELDS: dict[tuple[str, bool], Callable[[CgroupContext], Pressure | None]] = {
+    ("memory", True): CgroupContext.mem_pressure,
+    ("memory", False): CgroupContext.mem_pressure_some,
+    ("io", True): CgroupContext.io_pressure,
+    ("io", False): CgroupContext.io_pressure_some,
+    ("cpu", True): CgroupContext._cpu_pressure,
+    ("cpu", False): CgroupContext._cpu_pressure_some,
+}
+
 
 class OomdContext:
     """The daemon's view of the world for one tick, shared by every plugin."""
@@ -576,46 +627,25 @@ class OomdContext:
     ) -> Trigger | None:
         """Declare, during a detector's ``run``, that this tick watches ``cgroup``'s
         ``resource`` pressure: the daemon keeps a kernel PSI trigger ``<kind>
-        <stall_us> <window_us>`` on it (registered now if new) and runs an early tick
-        when it fires. Returns the trigger (its ``events`` count how often it fired),
-        or None when the file is polled instead (no daemon, fake tree, old kernel,
-        over the limit; logged once). The root cgroup stands for the system
-        (``/proc/pressure/<resource>``, else the cgroup2 root's file)."""
+        <stall_us> <window_us>`` on it and runs an early tick when it fires
+        (oomd.cgroup.triggers). Returns the trigger (its ``events`` count how often it
+        fired), or None when the file is polled instead (no daemon, fake tree, old
+        kernel, over the limit; logged once)."""
         triggers = self.triggers
         if triggers is None:
             return None
-        filename = resource + ".pressure"
-        if cgroup.is_root:
-            alternative = self.cgroup_fs + "/" + filename if self._cgroup2_root() else ""
-            watch = Watch(
-                self.system.proc_root + "/pressure/" + resource,
-                kind,
-                stall_us,
-                window_us,
-                alternative,
-            )
-        else:
-            if not self._cgroup2_root():
-                triggers.unavailable(
-                    "fake-tree",
-                    f"No PSI triggers on {self.cgroup_fs}: not a cgroup2 filesystem (a fake "
-                    "tree?); watched pressure files are polled every tick",
-                )
-                return None
-            watch = Watch(cgroup.path.absolute + "/" + filename, kind, stall_us, window_us)
-        return triggers.want(watch)
+        where = CgroupFiles(self.cgroup_fs, self.system.proc_root, self._cgroup2_root())
+        cgroup_dir = None if cgroup.is_root else cgroup.path.absolute
+        return triggers.watch_cgroup(where, cgroup_dir, resource, kind, stall_us, window_us)
 
     def watch_threshold(
         self, cgroups: Sequence[CgroupContext], resource: str, kind: str, percent: float
     ) -> None:
         """:meth:`watch_pressure` for a detector that compares pressure with
-        ``percent``: a trigger at that share of a 1 s window (the best form the kernel
-        accepts, see oomd.cgroup.triggers), so a tick runs as soon as the cgroup stalls
-        that much instead of up to an interval later."""
+        ``percent`` (the trigger: oomd.cgroup.triggers.threshold_trigger)."""
         if self.triggers is None:
             return
-        window = 1_000_000
-        stall = min(window, max(1, int(window * percent / 100)))
+        stall, window = threshold_trigger(percent)
         for cgroup in cgroups:
             self.watch_pressure(cgroup, resource, kind, stall, window)
             if not cgroup.is_root and not self._cgroup2_root():
@@ -689,22 +719,21 @@ class OomdContext:
     def children(self, cgroup: CgroupContext) -> list[CgroupContext]:
         """Contexts of a cgroup's child cgroups (as listed this tick), by name. The
         listing is adopted as it is read (no (name, inode) list is kept for 10,000
-        children) and cached for the tick."""
-        cache = cgroup._cache
-        contexts: list[CgroupContext] | None = cache.get("child_contexts")
-        if contexts is None:
-            path = cgroup.path
-            base = path.absolute + "/" if path.absolute != "/" else "/"
-            parts = path.parts
-            fs_root = path.fs
-            adopt = self._adopt_key
-            contexts = [
-                adopt(base + name, fs_root, (*parts, name), inode)
-                for name, inode in cgroup._child_entries()
-            ]
-            contexts.sort(key=_BY_NAME)
-            cache["child_contexts"] = contexts
-        return list(contexts)
+        children) and memoized for the tick."""
+        return list(cgroup._child_contexts())
+
+    def _list_children(self, cgroup: CgroupContext) -> list[CgroupContext]:
+        path = cgroup.path
+        base = path.absolute + "/" if path.absolute != "/" else "/"
+        parts = path.parts
+        fs_root = path.fs
+        adopt = self._adopt_key
+        contexts = [
+            adopt(base + name, fs_root, (*parts, name), inode)
+            for name, inode in cgroup._child_entries()
+        ]
+        contexts.sort(key=_BY_NAME)
+        return contexts
 
     def resolve(
         self,

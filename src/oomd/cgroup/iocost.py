@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 from oomd.cgroup import fs
 from oomd.cnum import c_float_prefix
@@ -25,8 +25,7 @@ class DeviceType(IntEnum):
     HDD = 1
 
 
-@dataclass(frozen=True)
-class IoCostCoeffs:
+class IoCostCoeffs(NamedTuple):
     read_iops: float = 0.0
     readbw: float = 0.0
     write_iops: float = 0.0

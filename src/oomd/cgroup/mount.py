@@ -9,15 +9,14 @@ the error says where cgroup2 actually is.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from oomd.cgroup import fs
 
 DEFAULT_CGROUP_FS = "/sys/fs/cgroup"
 
 
-@dataclass(frozen=True)
-class Mount:
+class Mount(NamedTuple):
     mount_point: str
     fstype: str
 

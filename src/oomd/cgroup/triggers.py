@@ -7,7 +7,8 @@ the tasks of the cgroup stalled at least ``stall`` microseconds within ``window`
 trigger lives as long as the descriptor stays open; when the cgroup is removed the
 descriptor reports POLLERR for good.
 
-Detectors declare what they watch during their ``run`` (``OomdContext.watch_pressure``);
+Detectors declare what they watch during their ``run`` (``OomdContext.watch_pressure``,
+which hands the cgroup to :meth:`PressureTriggers.watch_cgroup`);
 after each tick the daemon calls :meth:`PressureTriggers.end_tick`, which closes the
 triggers nothing asked for, and polls their descriptors (:attr:`PressureTriggers.poller`)
 together with its signal pipe, handing each result to :meth:`PressureTriggers.handle`.
@@ -68,6 +69,25 @@ class Watch(NamedTuple):
 
     def text(self) -> str:
         return f"{self.kind} {self.stall_us} {self.window_us}"
+
+
+class CgroupFiles(NamedTuple):
+    """Where a context's pressure files are: what :meth:`PressureTriggers.watch_cgroup`
+    needs of it."""
+
+    cgroup_fs: str
+    proc_root: str
+    #: Whether ``cgroup_fs`` is a real cgroup2 filesystem.
+    cgroup2: bool
+
+
+def threshold_trigger(percent: float) -> tuple[int, int]:
+    """(stall, window) in us of the trigger for a detector that compares pressure
+    with ``percent``: that share of a 1 s window, the best form the kernel accepts, so
+    a tick runs as soon as the cgroup stalls that much instead of up to an interval
+    later."""
+    window = 1_000_000
+    return min(window, max(1, int(window * percent / 100))), window
 
 
 class Trigger:
@@ -168,6 +188,34 @@ class PressureTriggers:
     def unavailable(self, key: str, line: str) -> None:
         """Log once that a whole class of watches is polled (e.g. a fake tree)."""
         self._once(key, line)
+
+    def watch_cgroup(
+        self,
+        where: CgroupFiles,
+        cgroup_dir: str | None,
+        resource: str,
+        kind: str,
+        stall_us: int,
+        window_us: int,
+    ) -> Trigger | None:
+        """:meth:`want` a trigger ``<kind> <stall_us> <window_us>`` on the
+        ``resource`` pressure of the cgroup at ``cgroup_dir``; None stands for the
+        root cgroup, i.e. the system (``/proc/pressure/<resource>``, else the cgroup2
+        root's file). A cgroup below the root of a filesystem that is not cgroup2 (a
+        fake tree) gets none: polled, logged once."""
+        filename = resource + ".pressure"
+        if cgroup_dir is None:
+            alternative = where.cgroup_fs + "/" + filename if where.cgroup2 else ""
+            path = where.proc_root + "/pressure/" + resource
+            return self.want(Watch(path, kind, stall_us, window_us, alternative))
+        if not where.cgroup2:
+            self.unavailable(
+                "fake-tree",
+                f"No PSI triggers on {where.cgroup_fs}: not a cgroup2 filesystem (a fake "
+                "tree?); watched pressure files are polled every tick",
+            )
+            return None
+        return self.want(Watch(cgroup_dir + "/" + filename, kind, stall_us, window_us))
 
     # -- the daemon's side ----------------------------------------------------------------
 

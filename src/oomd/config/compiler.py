@@ -9,13 +9,15 @@ The checks and their order per ruleset follow upstream's ``ConfigCompiler.cpp``.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Generic, TypeVar
 
 from oomd import log
 from oomd.cgroup.path import parse_pattern_list
+from oomd.config import armed
 from oomd.config.errors import ConfigError
-from oomd.config.ir import ConfigIR, DetectorGroupIR, PluginIR, RulesetIR
+from oomd.config.ir import ConfigIR, PluginIR, RulesetIR
+from oomd.config.suggest import did_you_mean
 from oomd.engine.args import parse_int
 from oomd.engine.engine import DropInUnit, Engine
 from oomd.engine.plugin import ArgError, Plugin, PluginEnv, PluginInitError
@@ -46,55 +48,47 @@ class Registry(Generic[P]):
     class its entries share, where a name comes from (third-party plugins), and the
     message for a name it does not know (``{name}`` is replaced)."""
 
-    __slots__ = ("base", "lookup", "origin", "unknown")
+    __slots__ = ("base", "lookup", "names", "origin", "unknown")
 
     def __init__(
         self,
         lookup: Callable[[str], type[Plugin] | None],
         base: type[P],
         unknown: str,
+        names: Callable[[], Iterable[str]],
         origin: Callable[[str], str | None] = lambda _name: None,
     ) -> None:
         self.lookup = lookup
         self.base = base
         self.unknown = unknown
+        #: Every name it knows, for "did you mean" on an unknown one.
+        self.names = names
         self.origin = origin
+
+    def suggest(self, name: str) -> str:
+        """`` (did you mean "x"?)`` for the closest known name, or ""."""
+        return did_you_mean(name, self.names())
 
 
 #: The rulesets' detectors and actions.
 PLUGINS: Registry[Plugin] = Registry(
-    registry.get, Plugin, "Could not locate plugin={name} in plugin registry", registry.origin
+    registry.get,
+    Plugin,
+    "Could not locate plugin={name} in plugin registry",
+    registry.names,
+    registry.origin,
 )
 #: The config's ``prekill_hooks`` (a separate namespace, as upstream).
 PREKILL_HOOKS: Registry[PrekillHook] = Registry(
-    registry.get_hook, PrekillHook, 'Unknown PrekillHook "{name}"'
+    registry.get_hook, PrekillHook, 'Unknown PrekillHook "{name}"', lambda: registry.HOOKS
 )
 #: The config's ``postkill_hooks`` (our addition).
 POSTKILL_HOOKS: Registry[PostkillHook] = Registry(
-    registry.get_postkill_hook, PostkillHook, 'Unknown PostkillHook "{name}"'
+    registry.get_postkill_hook,
+    PostkillHook,
+    'Unknown PostkillHook "{name}"',
+    lambda: registry.POSTKILL_HOOKS,
 )
-
-
-def _ruleset_ir(
-    ir: RulesetIR,
-    *,
-    detector_groups: tuple[DetectorGroupIR, ...] | None = None,
-    actions: tuple[PluginIR, ...] | None = None,
-    cgroup: str | None = None,
-    xattr_filter: str | None = None,
-) -> RulesetIR:
-    """A copy of ``ir`` with the given fields replaced."""
-    return RulesetIR(
-        name=ir.name,
-        detector_groups=ir.detector_groups if detector_groups is None else detector_groups,
-        actions=ir.actions if actions is None else actions,
-        dropin=ir.dropin,
-        silence_logs=ir.silence_logs,
-        post_action_delay=ir.post_action_delay,
-        prekill_hook_timeout=ir.prekill_hook_timeout,
-        cgroup=ir.cgroup if cgroup is None else cgroup,
-        xattr_filter=ir.xattr_filter if xattr_filter is None else xattr_filter,
-    )
 
 
 def _describe_error(e: Exception) -> str:
@@ -137,7 +131,7 @@ class _Compiler:
                 self.fail(where, problem)
             return None
         if found is None:
-            self.fail(where, kind.unknown.format(name=ir.name))
+            self.fail(where, kind.unknown.format(name=ir.name) + kind.suggest(ir.name))
             return None
         if not issubclass(found, kind.base):
             self.fail(where, f"{found.__qualname__} is not a {kind.base.__name__}")
@@ -231,6 +225,16 @@ class _Compiler:
             )
             self.warn(where, f"cannot work on this host ({plugin.unavailable}); it is disabled")
 
+    def check_role(self, plugin: Plugin | None, role: str, where: str) -> None:
+        """A kill plugin in a detector group is an error, a detector in an action
+        chain a warning (oomd.config.armed.role_problem)."""
+        found = armed.role_problem(plugin, role) if plugin is not None else None
+        if found is not None:
+            error, message = found
+            (self.fail if error else self.warn)(
+                f'{where}: plugin "{plugin.name}"' if plugin else where, message
+            )
+
     def delay(self, text: str, default: int, where: str, key: str) -> int:
         """A ruleset's delay in seconds, read with ``stoi`` as upstream reads it."""
         if not text:
@@ -264,7 +268,7 @@ class _Compiler:
             else:
                 self.fail(where, f"Unrecognized log source={part}")
         if not lenient and (not ir.detector_groups or not ir.actions):
-            self.fail(where, "Ruleset is missing DetectorGroups or missing Actions")
+            self.fail(where, _missing_parts(ir))
         post_action_delay = self.delay(
             ir.post_action_delay, DEFAULT_POST_ACTION_DELAY, where, "post_action_delay"
         )
@@ -290,12 +294,14 @@ class _Compiler:
             detectors = []
             for d_index, det in enumerate(group.detectors):
                 plugin = self.plugin(det, f"{g_where}: detector #{d_index + 1}", PLUGINS)
+                self.check_role(plugin, "detector", f"{g_where}: detector #{d_index + 1}")
                 if plugin is not None:
                     detectors.append(plugin)
             groups.append(DetectorGroup(group.name, detectors))
         actions = []
         for a_index, action in enumerate(ir.actions):
             plugin = self.plugin(action, f"{where}: action #{a_index + 1}", PLUGINS)
+            self.check_role(plugin, "action", f"{where}: action #{a_index + 1}")
             if plugin is not None:
                 actions.append(plugin)
         if len(self.problems) != before:
@@ -317,7 +323,7 @@ class _Compiler:
     def _copier(self, ir: RulesetIR) -> Callable[[], Ruleset | None]:
         """A factory for the per-cgroup copies of a ruleset: the same IR compiled
         again, so each copy gets fresh plugin instances with the same args."""
-        single = _ruleset_ir(ir, cgroup="", xattr_filter="")
+        single = ir._replace(cgroup="", xattr_filter="")
         source, env = self.ir.source, self.env
 
         def build() -> Ruleset | None:
@@ -370,20 +376,20 @@ class _Compiler:
                 continue
             # The drop-in's own keys are validated, then ignored (as upstream).
             if (
-                self.ruleset(
-                    _ruleset_ir(dropin, detector_groups=(), actions=()), index, lenient=True
-                )
+                self.ruleset(dropin._replace(detector_groups=(), actions=()), index, lenient=True)
                 is None
             ):
                 continue
             if dropin.detector_groups and not target.dropin.detectors:
-                self.fail(where, "Error: DetectorGroup drop-in configs disabled")
+                self.fail(
+                    where,
+                    "Error: DetectorGroup drop-in configs disabled" + _allow(base, "detectors"),
+                )
                 continue
             if dropin.actions and not target.dropin.actions:
-                self.fail(where, "Error: Action drop-in configs disabled")
+                self.fail(where, "Error: Action drop-in configs disabled" + _allow(base, "actions"))
                 continue
-            merged = _ruleset_ir(
-                target,
+            merged = target._replace(
                 detector_groups=dropin.detector_groups or target.detector_groups,
                 actions=dropin.actions or target.actions,
             )
@@ -393,7 +399,22 @@ class _Compiler:
         unit.prekill_hooks = self.hooks()
         if self.problems:
             raise ConfigError(self.problems)
+        unit.warnings = self.warnings
         return unit
+
+
+def _missing_parts(ir: RulesetIR) -> str:
+    """Upstream's words, saying which part is missing."""
+    which = [
+        f'no "{key}"'
+        for key, value in (("detectors", ir.detector_groups), ("actions", ir.actions))
+        if not value
+    ]
+    return "Ruleset is missing DetectorGroups or missing Actions (" + " and ".join(which) + ")"
+
+
+def _allow(base: ConfigIR, key: str) -> str:
+    return f' (the base ruleset in {base.source} must allow them: add "drop-in": {{"{key}": true}} to it)'
 
 
 def compile_config(ir: ConfigIR, env: PluginEnv) -> Compiled:
@@ -420,7 +441,9 @@ def build_plugin(
         args={k: v for k, v in args.items() if isinstance(v, str)},
         list_args={k: tuple(v) for k, v in args.items() if not isinstance(v, str)},
     )
-    plugin = compiler.plugin(ir, "build_plugin", Registry(lambda _name: cls, Plugin, ""))
+    plugin = compiler.plugin(
+        ir, "build_plugin", Registry(lambda _name: cls, Plugin, "", lambda: ())
+    )
     if plugin is None:
         raise ConfigError(compiler.problems)
     for warning in compiler.warnings:

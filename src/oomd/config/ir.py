@@ -1,16 +1,18 @@
 """The typed intermediate form of a config: what the JSON said, before plugins exist.
 
+Immutable records as named tuples (not dataclasses: ``dataclasses`` imports
+``inspect`` and ``ast``, 1.3 MiB the daemon does not need; bench/README.md).
+
 Values stay as upstream's parser keeps them (strings; plugin args stringified the
 jsoncpp way) so the compiler applies upstream's validation rules in one place.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class PluginIR:
+class PluginIR(NamedTuple):
     name: str
     args: dict[str, str]
     #: Args whose JSON value was null, an object or an array of non-scalars. Upstream
@@ -18,28 +20,26 @@ class PluginIR:
     bad_args: tuple[str, ...] = ()
     #: Args given as a JSON array of scalars (stringified). Only args declared to take
     #: a list accept them (e.g. the exec prekill hook's argv); others are rejected.
-    list_args: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: (The default is one shared empty dict: nothing mutates an IR.)
+    list_args: dict[str, tuple[str, ...]] = {}
 
 
-@dataclass(frozen=True)
-class DropInIR:
+class DropInIR(NamedTuple):
     disable_on_drop_in: bool = False
     detectors: bool = False
     actions: bool = False
 
 
-@dataclass(frozen=True)
-class DetectorGroupIR:
+class DetectorGroupIR(NamedTuple):
     name: str
     detectors: tuple[PluginIR, ...]
 
 
-@dataclass(frozen=True)
-class RulesetIR:
+class RulesetIR(NamedTuple):
     name: str
     detector_groups: tuple[DetectorGroupIR, ...] = ()
     actions: tuple[PluginIR, ...] = ()
-    dropin: DropInIR = field(default_factory=DropInIR)
+    dropin: DropInIR = DropInIR()
     silence_logs: str = ""
     post_action_delay: str = ""
     prekill_hook_timeout: str = ""
@@ -47,8 +47,7 @@ class RulesetIR:
     xattr_filter: str = ""
 
 
-@dataclass(frozen=True)
-class ConfigIR:
+class ConfigIR(NamedTuple):
     rulesets: tuple[RulesetIR, ...] = ()
     prekill_hooks: tuple[PluginIR, ...] = ()
     #: Where the config came from (a path, or "<default policy>"), for messages.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from oomd.cnum import INT64_MIN, UINT64_MAX
 
@@ -32,8 +32,7 @@ class JsonError(Exception):
         self.column = column
 
 
-@dataclass
-class ParseResult:
+class ParseResult(NamedTuple):
     value: JsonValue
     trailing: tuple[int, int] | None  # (line, column) of ignored trailing content
 

@@ -10,6 +10,24 @@ from oomd.config import jsonc
 from oomd.config.errors import ConfigError
 from oomd.config.ir import ConfigIR, DetectorGroupIR, DropInIR, PluginIR, RulesetIR
 from oomd.config.jsonc import JsonValue
+from oomd.config.suggest import did_you_mean
+
+#: The keys upstream reads at each level; any other key is ignored (by upstream too),
+#: so we warn about it, naming the closest known key (docs/compatibility.md).
+TOP_KEYS = ("rulesets", "prekill_hooks", "postkill_hooks")
+RULESET_KEYS = (
+    "name",
+    "detectors",
+    "actions",
+    "drop-in",
+    "silence-logs",
+    "post_action_delay",
+    "prekill_hook_timeout",
+    "cgroup",
+    "xattr_filter",
+)
+DROPIN_KEYS = ("disable-on-drop-in", "detectors", "actions")
+PLUGIN_KEYS = ("name", "args")
 
 
 def _members(value: JsonValue) -> list[JsonValue]:
@@ -26,9 +44,18 @@ class _Parser:
     def __init__(self, source: str) -> None:
         self.source = source
         self.problems: list[str] = []
+        self.warnings: list[str] = []
 
     def fail(self, where: str, message: str) -> None:
         self.problems.append(f"{self.source}: {where}: {message}")
+
+    def unknown_keys(self, value: dict[str, JsonValue], known: tuple[str, ...], where: str) -> None:
+        for key in value:
+            if key not in known:
+                self.warnings.append(
+                    f'{self.source}: {where}: unknown key "{key}" is ignored'
+                    + did_you_mean(key, known)
+                )
 
     def scalar_string(self, value: JsonValue, where: str, key: str) -> str:
         if isinstance(value, list | dict):
@@ -36,10 +63,13 @@ class _Parser:
             return ""
         return jsonc.as_string(value)
 
-    def plugin(self, value: JsonValue) -> PluginIR:
+    def plugin(self, value: JsonValue, where: str) -> PluginIR:
         if not isinstance(value, dict):
             return PluginIR("", {})
         name = value.get("name")
+        if isinstance(name, str) and name:
+            where = f'{where}: plugin "{name}"'
+        self.unknown_keys(value, PLUGIN_KEYS, where)
         raw_args = value.get("args")
         args: dict[str, str] = {}
         lists: dict[str, tuple[str, ...]] = {}
@@ -57,13 +87,19 @@ class _Parser:
                     args[key] = jsonc.as_string(arg)
         return PluginIR(name if isinstance(name, str) else "", args, tuple(bad), lists)
 
-    def group(self, value: JsonValue) -> DetectorGroupIR:
+    def group(self, value: JsonValue, where: str, index: int) -> DetectorGroupIR:
         if not isinstance(value, list) or not value:
             return DetectorGroupIR("", ())
         first, rest = value[0], value[1:]
-        if isinstance(first, str):
-            return DetectorGroupIR(first, tuple(self.plugin(v) for v in rest))
-        return DetectorGroupIR("", tuple(self.plugin(v) for v in value))
+        name = first if isinstance(first, str) else ""
+        members = rest if isinstance(first, str) else value
+        g_where = (
+            f'{where}: detector group "{name}"' if name else f"{where}: detector group #{index + 1}"
+        )
+        return DetectorGroupIR(
+            name,
+            tuple(self.plugin(v, f"{g_where}: detector #{i + 1}") for i, v in enumerate(members)),
+        )
 
     def dropin(self, value: JsonValue, where: str) -> DropInIR:
         if value is None:
@@ -71,6 +107,7 @@ class _Parser:
         if not isinstance(value, dict):
             self.fail(where, f'"drop-in" must be an object, not {_kind(value)}')
             return DropInIR()
+        self.unknown_keys(value, DROPIN_KEYS, f'{where}: "drop-in"')
 
         def flag(key: str) -> bool:
             v = value.get(key)
@@ -99,14 +136,20 @@ class _Parser:
         name_text = jsonc.as_string(name)
         if name_text:
             where = f'ruleset "{name_text}"'
+        self.unknown_keys(value, RULESET_KEYS, where)
 
         def text(key: str) -> str:
             return self.scalar_string(value.get(key), where, key)
 
         return RulesetIR(
             name=name_text,
-            detector_groups=tuple(self.group(g) for g in _members(value.get("detectors"))),
-            actions=tuple(self.plugin(a) for a in _members(value.get("actions"))),
+            detector_groups=tuple(
+                self.group(g, where, i) for i, g in enumerate(_members(value.get("detectors")))
+            ),
+            actions=tuple(
+                self.plugin(a, f"{where}: action #{i + 1}")
+                for i, a in enumerate(_members(value.get("actions")))
+            ),
             dropin=self.dropin(value.get("drop-in"), where),
             silence_logs=text("silence-logs"),
             post_action_delay=text("post_action_delay"),
@@ -146,16 +189,29 @@ def parse_config(text: str, source: str = "<config>") -> ConfigIR:
     if not isinstance(root, dict):
         raise ConfigError([f"{source}: the top level must be a JSON object, not {_kind(root)}"])
     parser = _Parser(source)
+    parser.unknown_keys(root, TOP_KEYS, "top level")
     rulesets = []
     for i, value in enumerate(_members(root.get("rulesets"))):
         rs = parser.ruleset(value, i)
         if rs is not None:
             rulesets.append(rs)
-    hooks = tuple(parser.plugin(h) for h in _members(root.get("prekill_hooks")))
-    postkill = tuple(parser.plugin(h) for h in _members(root.get("postkill_hooks")))
+    hooks = tuple(
+        parser.plugin(h, f"prekill hook #{i + 1}")
+        for i, h in enumerate(_members(root.get("prekill_hooks")))
+    )
+    postkill = tuple(
+        parser.plugin(h, f"postkill hook #{i + 1}")
+        for i, h in enumerate(_members(root.get("postkill_hooks")))
+    )
     if parser.problems:
         raise ConfigError(parser.problems)
-    return ConfigIR(tuple(rulesets), hooks, source, tuple(warnings), postkill_hooks=postkill)
+    return ConfigIR(
+        tuple(rulesets),
+        hooks,
+        source,
+        tuple(warnings + parser.warnings),
+        postkill_hooks=postkill,
+    )
 
 
 def load_config(path: str) -> ConfigIR:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 
 from oomd.cgroup.path import CgroupPattern, parse_pattern_list
 from oomd.cnum import (
@@ -150,14 +149,34 @@ def parse_size(text: str) -> int:
     return -size if negative else size
 
 
-@dataclass(frozen=True)
 class SizeOrPercent:
     """A parsed size string: a number of bytes, or a percentage of a total that is
-    only known when the plugin starts (MemTotal, SwapTotal)."""
+    only known when the plugin starts (MemTotal, SwapTotal). Immutable."""
+
+    __slots__ = ("percent", "size", "text")
 
     text: str
-    size: int | None = None
-    percent: int | None = None
+    size: int | None
+    percent: int | None
+
+    def __init__(self, text: str, size: int | None = None, percent: int | None = None) -> None:
+        object.__setattr__(self, "text", text)
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "percent", percent)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"SizeOrPercent is immutable (cannot set {name!r})")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SizeOrPercent):
+            return NotImplemented
+        return (self.text, self.size, self.percent) == (other.text, other.size, other.percent)
+
+    def __hash__(self) -> int:
+        return hash((self.text, self.size, self.percent))
+
+    def __repr__(self) -> str:
+        return f"SizeOrPercent(text={self.text!r}, size={self.size!r}, percent={self.percent!r})"
 
     def resolve(self, total: int) -> int:
         """The threshold in bytes: the size, or ``total * percent / 100`` (integer
@@ -280,6 +299,9 @@ def parse_cgroups(value: str, env: PluginEnv) -> tuple[CgroupPattern, ...]:
     return parse_pattern_list(env.cgroup_fs, value)
 
 
+#: The ``cgroup`` and ``ruleset_cgroup`` args, for plugins that still list ``args``
+#: (deprecated); declare ``cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups,
+#: default=())`` instead.
 CGROUP_ARG: Arg[tuple[CgroupPattern, ...]] = Arg("cgroup", parse_cgroups, default=())
 RULESET_CGROUP_ARG: Arg[tuple[CgroupPattern, ...]] = Arg(
     "ruleset_cgroup", parse_cgroups, default=()

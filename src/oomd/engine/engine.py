@@ -3,8 +3,6 @@ rulesets and prekill hooks layered on top, as upstream's ``engine/Engine.cpp``."
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from oomd import stats as stat_keys
 from oomd.cgroup.context import ActionContext, CgroupContext, OomdContext
 from oomd.engine.plugin import Plugin
@@ -15,24 +13,43 @@ from oomd.events import KillEvent
 from oomd.stats import Stats
 
 
-@dataclass
 class DropInUnit:
     """What one drop-in file adds: merged rulesets (each named after its base) and
     prekill hooks."""
 
-    rulesets: list[Ruleset] = field(default_factory=list)
-    prekill_hooks: list[PrekillHook] = field(default_factory=list)
+    __slots__ = ("prekill_hooks", "rulesets", "warnings")
+
+    def __init__(
+        self,
+        rulesets: list[Ruleset] | None = None,
+        prekill_hooks: list[PrekillHook] | None = None,
+        warnings: list[str] | None = None,
+    ) -> None:
+        self.rulesets = [] if rulesets is None else rulesets
+        self.prekill_hooks = [] if prekill_hooks is None else prekill_hooks
+        #: Non-fatal findings of the compiler (unknown keys, ...), with their location.
+        self.warnings = [] if warnings is None else warnings
 
 
-@dataclass
 class Engine:
-    rulesets: list[Ruleset] = field(default_factory=list)
-    prekill_hooks: list[PrekillHook] = field(default_factory=list)
-    stats: Stats | None = None
-    #: ``postkill_hooks``: every one that matches a victim runs after its kill.
-    postkill_hooks: list[PostkillHook] = field(default_factory=list)
-    #: Drop-in hooks by tag, the most recently added drop-in first.
-    _dropin_hooks: list[tuple[str, list[PrekillHook]]] = field(default_factory=list)
+    __slots__ = ("_dropin_hooks", "postkill_hooks", "prekill_hooks", "rulesets", "stats")
+
+    def __init__(
+        self,
+        rulesets: list[Ruleset] | None = None,
+        prekill_hooks: list[PrekillHook] | None = None,
+        stats: Stats | None = None,
+    ) -> None:
+        self.rulesets = [] if rulesets is None else rulesets
+        self.prekill_hooks = [] if prekill_hooks is None else prekill_hooks
+        self.stats = stats
+        #: ``postkill_hooks``: every one that matches a victim runs after its kill.
+        self.postkill_hooks: list[PostkillHook] = []
+        #: Drop-in hooks by tag, the most recently added drop-in first.
+        self._dropin_hooks: list[tuple[str, list[PrekillHook]]] = []
+
+    def __repr__(self) -> str:
+        return f"Engine(rulesets={self.rulesets!r}, prekill_hooks={self.prekill_hooks!r})"
 
     # -- ticking ----------------------------------------------------------------
 

@@ -22,7 +22,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -39,29 +38,51 @@ TIMEOUTS = "oomd.plugin_timeouts"
 SLOW_REPORT_AFTER = 3
 
 
-@dataclass
 class PluginHealth:
     """What the guard remembers about one plugin instance."""
 
-    #: Per method (``run``, ``prerun``): failed / slow calls in a row.
-    errors_in_a_row: dict[str, int] = field(default_factory=dict)
-    slow_in_a_row: dict[str, int] = field(default_factory=dict)
-    #: The abandoned call still running on a worker thread, if any.
-    hung: _Job | None = None
+    __slots__ = ("errors_in_a_row", "hung", "slow_in_a_row")
+
+    def __init__(self) -> None:
+        #: Per method (``run``, ``prerun``): failed / slow calls in a row.
+        self.errors_in_a_row: dict[str, int] = {}
+        self.slow_in_a_row: dict[str, int] = {}
+        #: The abandoned call still running on a worker thread, if any.
+        self.hung: _Job | None = None
 
 
-@dataclass
 class _Job:
-    plugin: Plugin
-    method: str
-    fn: Callable[[OomdContext], PluginRet | None]
-    ctx: OomdContext
-    ruleset: str
-    started: float = 0.0
-    done: threading.Event = field(default_factory=threading.Event)
-    result: PluginRet | None = None
-    error: BaseException | None = None
-    abandoned: bool = False
+    __slots__ = (
+        "abandoned",
+        "ctx",
+        "done",
+        "error",
+        "fn",
+        "method",
+        "plugin",
+        "result",
+        "ruleset",
+        "started",
+    )
+
+    def __init__(
+        self,
+        plugin: Plugin,
+        method: str,
+        fn: Callable[[OomdContext], PluginRet | None],
+        ctx: OomdContext,
+        ruleset: str,
+    ) -> None:
+        self.plugin = plugin
+        self.method = method
+        self.fn = fn
+        self.ctx = ctx
+        self.ruleset = ruleset
+        self.started = 0.0
+        self.done = threading.Event()
+        self.result: PluginRet | None = None
+        self.error: BaseException | None = None
+        self.abandoned = False
 
 
 class _Workers:

@@ -9,24 +9,17 @@ dry runs, xattrs, the kmsg kill line, stats and the pause after a kill.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from enum import Enum
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from oomd import events, log, stats
 from oomd.cgroup.context import INT64_MAX, CgroupContext, KillPreference, OomdContext, fmt_mb
 from oomd.cgroup.fs import ZERO_PRESSURE
 from oomd.cgroup.path import CgroupPath, CgroupPattern
-from oomd.engine.args import (
-    CGROUP_ARG,
-    RULESET_CGROUP_ARG,
-    parse_bool,
-    parse_unsigned_int,
-    require_cgroups,
-)
-from oomd.engine.plugin import Action, Arg, PluginRet
+from oomd.engine.args import parse_bool, parse_cgroups, parse_unsigned_int, require_cgroups
+from oomd.engine.plugin import Action, Arg, PluginRet, arg
 from oomd.engine.prekill import PrekillHookInvocation
-from oomd.kill import Killer, new_kill_uuid, record_kill_done, record_kill_start
+from oomd.kill import new_kill_uuid, record_kill_done, record_kill_start
 
 #: Context dumps show at most this many cgroups unless the plugin's ``debug`` is set
 #: (upstream dumps every non-negligible candidate, which at 10,000 cgroups is 60,000
@@ -37,20 +30,6 @@ DUMP_SCAN_LIMIT = 100
 
 #: What ``log_kmemalloc_prekill`` copies to kmsg (upstream's literal path).
 KMEMALLOC_PROFILER = "/tmp/oomd_kmemalloc_profiler"
-
-
-KILL_ARGS: tuple[Arg[Any], ...] = (
-    CGROUP_ARG,
-    RULESET_CGROUP_ARG,
-    Arg("recursive", parse_bool, default=False),
-    Arg("post_action_delay", parse_unsigned_int, default=None),
-    Arg("dry", parse_bool, default=False),
-    Arg("always_continue", parse_bool, default=False),
-    Arg("debug", parse_bool, default=False),
-    Arg("kernelkill", parse_bool, default=False),
-    Arg("reap_memory", parse_bool, default=True),
-    Arg("log_kmemalloc_prekill", parse_bool, default=False),
-)
 
 
 def fmt_float(value: float) -> str:
@@ -168,8 +147,7 @@ def _thaw(ctx: OomdContext, frozen: _Frozen) -> _Candidate | None:
     return target, peers
 
 
-@dataclass
-class _Pending:
+class _Pending(NamedTuple):
     """A kill waiting for its prekill hook: the victim and the rest of the DFS stack."""
 
     invocation: PrekillHookInvocation
@@ -182,25 +160,21 @@ class KillPlugin(Action):
 
     _pending: _Pending | None = None
 
-    args: ClassVar[tuple[Arg[Any], ...]] = KILL_ARGS
-
-    cgroup: tuple[CgroupPattern, ...]
-    ruleset_cgroup: tuple[CgroupPattern, ...]
-    recursive: bool
-    post_action_delay: int | None
-    dry: bool
-    always_continue: bool
-    debug: bool
-    kernelkill: bool
-    reap_memory: bool
-    log_kmemalloc_prekill: bool
-
-    killer: Killer
+    # The args every kill plugin has; a kill plugin declares its own after them.
+    cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups, default=())
+    ruleset_cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups, default=())
+    recursive: bool = arg(parse_bool, default=False)
+    post_action_delay: int | None = arg(parse_unsigned_int, default=None)
+    dry: bool = arg(parse_bool, default=False)
+    always_continue: bool = arg(parse_bool, default=False)
+    debug: bool = arg(parse_bool, default=False)
+    kernelkill: bool = arg(parse_bool, default=False)
+    reap_memory: bool = arg(parse_bool, default=True)
+    log_kmemalloc_prekill: bool = arg(parse_bool, default=False)
 
     def setup(self) -> None:
         require_cgroups(self)
         self.env.stats.set(stats.KILLS, self.env.stats.get(stats.KILLS) or 0)
-        self.killer = Killer()
 
     # -- what a heuristic provides -----------------------------------------------
 
@@ -400,7 +374,7 @@ class KillPlugin(Action):
             log.info(f"Trying to kill {path}{suffix}")
             self._log_memory_stat(cg)
             record_kill_start(path, new_kill_uuid())
-            report = self.killer.kill(path, freeze=self.kernelkill, reap=self.reap_memory)
+            report = self.env.host.killer.kill(path, freeze=self.kernelkill, reap=self.reap_memory)
             killed, error = report.killed, report.error
             if error is None:  # upstream returns before recording a failed kill
                 record_kill_done(path, killed)
@@ -454,3 +428,8 @@ class KillPlugin(Action):
                     self.env.kmsg.write(line.rstrip("\n"), "")
         except OSError:
             pass
+
+
+#: KillPlugin's args, for kill plugins that still list ``args = (*KILL_ARGS, ...)``
+#: (deprecated: declare the plugin's own args with ``arg()`` instead).
+KILL_ARGS: tuple[Arg[Any], ...] = KillPlugin.args

@@ -7,28 +7,23 @@ written, and none is waited for: ``fire`` must return at once (docs/status.md).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING
 
-from oomd.engine.args import CGROUP_ARG, parse_string
-from oomd.engine.plugin import Arg, Plugin, PluginRet
+from oomd.cgroup.path import CgroupPattern
+from oomd.engine.args import parse_cgroups, parse_string
+from oomd.engine.plugin import Plugin, PluginRet, arg
 from oomd.engine.prekill import pattern_covers
 
 if TYPE_CHECKING:
     from oomd.cgroup.context import CgroupContext, OomdContext
-    from oomd.cgroup.path import CgroupPattern
     from oomd.events import KillEvent
 
 
 class PostkillHook(Plugin):
     """Base class of post-kill hooks: the ``cgroup`` and ``xattr`` args and matching."""
 
-    args: ClassVar[tuple[Arg[Any], ...]] = (
-        CGROUP_ARG,
-        Arg("xattr", parse_string, default=""),
-    )
-
-    cgroup: tuple[CgroupPattern, ...]
-    xattr: str
+    cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups, default=())
+    xattr: str = arg(parse_string, default="")
 
     def can_run_on(self, cg: CgroupContext | None) -> bool:
         if cg is None:

@@ -10,11 +10,11 @@ action chain with ASYNC_PAUSED meanwhile) until it finishes or the ruleset's
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from oomd.cgroup.path import CgroupPath, CgroupPattern
-from oomd.engine.args import CGROUP_ARG, parse_string
-from oomd.engine.plugin import Arg, Plugin, PluginRet
+from oomd.engine.args import parse_cgroups, parse_string
+from oomd.engine.plugin import Plugin, PluginRet, arg
 
 if TYPE_CHECKING:
     from oomd.cgroup.context import ActionContext, CgroupContext, OomdContext
@@ -43,13 +43,8 @@ def pattern_covers(pattern: CgroupPattern, path: CgroupPath) -> bool:
 class PrekillHook(Plugin):
     """Base class of prekill hooks: the ``cgroup`` and ``xattr`` args and matching."""
 
-    args: ClassVar[tuple[Arg[Any], ...]] = (
-        CGROUP_ARG,
-        Arg("xattr", parse_string, default=""),
-    )
-
-    cgroup: tuple[CgroupPattern, ...]
-    xattr: str
+    cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups, default=())
+    xattr: str = arg(parse_string, default="")
 
     def can_run_on(self, cg: CgroupContext) -> bool:
         if self.xattr and cg.has_xattr(self.xattr):

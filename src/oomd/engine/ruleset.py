@@ -15,7 +15,6 @@ ruleset pauses (docs/writing_a_plugin.md, "Isolation").
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from oomd import log
 from oomd.cgroup.context import ActionContext, OomdContext
@@ -43,13 +42,18 @@ def prerun_plugin(plugin: Plugin, ctx: OomdContext, ruleset: str = "") -> None:
     guard.call(plugin, "prerun", ctx, ruleset, "done")
 
 
-@dataclass
 class DetectorGroup:
-    name: str
-    detectors: list[Plugin]
-    #: The last tick's verdict and the tick time it last fired (``oomd status``).
-    fired: bool | None = None
-    last_fired: float | None = None
+    __slots__ = ("detectors", "fired", "last_fired", "name")
+
+    def __init__(self, name: str, detectors: list[Plugin]) -> None:
+        self.name = name
+        self.detectors = detectors
+        #: The last tick's verdict and the tick time it last fired (``oomd status``).
+        self.fired: bool | None = None
+        self.last_fired: float | None = None
+
+    def __repr__(self) -> str:
+        return f"DetectorGroup({self.name!r}, {self.detectors!r})"
 
     def prerun(self, ctx: OomdContext, ruleset: str = "") -> None:
         for detector in self.detectors:
@@ -76,35 +80,78 @@ class DetectorGroup:
         return self.fired
 
 
-@dataclass
 class _Suspended:
-    action_index: int
-    action_context: ActionContext
+    __slots__ = ("action_context", "action_index")
+
+    def __init__(self, action_index: int, action_context: ActionContext) -> None:
+        self.action_index = action_index
+        self.action_context = action_context
 
 
-@dataclass
 class Ruleset:
-    name: str
-    detector_groups: list[DetectorGroup]
-    actions: list[Plugin]
-    post_action_delay: int = 15
-    prekill_hook_timeout: int = 5
-    silence_engine: bool = False
-    silence_plugins: bool = False
-    #: Drop-in settings of a base ruleset (the ``drop-in`` key).
-    disable_on_drop_in: bool = False
-    #: Drop-in rulesets targeting this base, newest first, with their tags.
-    dropins: list[tuple[str, Ruleset]] = field(default_factory=list, repr=False)
-    #: Per-cgroup ruleset (upstream HEAD): run once per cgroup matching these patterns
-    #: (and carrying ``xattr_filter``, if set), each with its own copy of the plugins.
-    cgroups: tuple[CgroupPattern, ...] = ()
-    xattr_filter: str = ""
-    #: Builds a fresh copy of this ruleset (new plugin instances, same args).
-    factory: Callable[[], Ruleset | None] | None = field(default=None, repr=False)
-    paused_until: float = float("-inf")
-    _pause_override: float | None = field(default=None, repr=False)
-    _suspended: _Suspended | None = field(default=None, repr=False)
-    _copies: dict[str, tuple[CgroupPath, Ruleset]] = field(default_factory=dict, repr=False)
+    __slots__ = (
+        "_copies",
+        "_pause_override",
+        "_suspended",
+        "actions",
+        "cgroups",
+        "detector_groups",
+        "disable_on_drop_in",
+        "dropins",
+        "factory",
+        "name",
+        "paused_until",
+        "post_action_delay",
+        "prekill_hook_timeout",
+        "silence_engine",
+        "silence_plugins",
+        "xattr_filter",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        detector_groups: list[DetectorGroup],
+        actions: list[Plugin],
+        post_action_delay: int = 15,
+        prekill_hook_timeout: int = 5,
+        silence_engine: bool = False,
+        silence_plugins: bool = False,
+        disable_on_drop_in: bool = False,
+        dropins: list[tuple[str, Ruleset]] | None = None,
+        cgroups: tuple[CgroupPattern, ...] = (),
+        xattr_filter: str = "",
+        factory: Callable[[], Ruleset | None] | None = None,
+        paused_until: float = float("-inf"),
+    ) -> None:
+        self.name = name
+        self.detector_groups = detector_groups
+        self.actions = actions
+        self.post_action_delay = post_action_delay
+        self.prekill_hook_timeout = prekill_hook_timeout
+        self.silence_engine = silence_engine
+        self.silence_plugins = silence_plugins
+        #: Drop-in settings of a base ruleset (the ``drop-in`` key).
+        self.disable_on_drop_in = disable_on_drop_in
+        #: Drop-in rulesets targeting this base, newest first, with their tags.
+        self.dropins: list[tuple[str, Ruleset]] = [] if dropins is None else dropins
+        #: Per-cgroup ruleset (upstream HEAD): run once per cgroup matching these
+        #: patterns (and carrying ``xattr_filter``, if set), each with its own copy of
+        #: the plugins.
+        self.cgroups = cgroups
+        self.xattr_filter = xattr_filter
+        #: Builds a fresh copy of this ruleset (new plugin instances, same args).
+        self.factory = factory
+        self.paused_until = paused_until
+        self._pause_override: float | None = None
+        self._suspended: _Suspended | None = None
+        self._copies: dict[str, tuple[CgroupPath, Ruleset]] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"Ruleset(name={self.name!r}, detector_groups={self.detector_groups!r}, "
+            f"actions={self.actions!r})"
+        )
 
     @property
     def enabled(self) -> bool:

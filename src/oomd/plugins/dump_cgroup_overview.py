@@ -11,21 +11,18 @@ once per tick.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 from oomd.plugin import (
-    CGROUP_ARG,
-    RULESET_CGROUP_ARG,
     ZERO_PRESSURE,
     Action,
-    Arg,
     CgroupPattern,
     OomdContext,
     PluginRet,
     Pressure,
+    arg,
     fmt_mb,
     log,
     parse_bool,
+    parse_cgroups,
     require_cgroups,
     to_float32,
 )
@@ -48,15 +45,9 @@ def overview_line(
 
 class DumpCgroupOverview(Action):
     name = "dump_cgroup_overview"
-    args: ClassVar[tuple[Arg[Any], ...]] = (
-        CGROUP_ARG,
-        RULESET_CGROUP_ARG,
-        Arg("always", parse_bool, default=False),
-    )
-
-    cgroup: tuple[CgroupPattern, ...]
-    ruleset_cgroup: tuple[CgroupPattern, ...]
-    always: bool
+    cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups, default=())
+    ruleset_cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups, default=())
+    always: bool = arg(parse_bool, default=False)
 
     def setup(self) -> None:
         require_cgroups(self)

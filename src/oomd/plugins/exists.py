@@ -4,18 +4,17 @@ does. ``debug`` is accepted and, as upstream, has no effect. No log lines."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from oomd.plugin import (
-    CGROUP_ARG,
-    RULESET_CGROUP_ARG,
-    Arg,
     CgroupPattern,
     Detector,
     OomdContext,
     PluginRet,
+    arg,
     detector_reading,
     parse_bool,
+    parse_cgroups,
     require_cgroups,
 )
 
@@ -26,17 +25,10 @@ def exists_fires(found: bool, negate: bool) -> bool:
 
 class Exists(Detector):
     name = "exists"
-    args: ClassVar[tuple[Arg[Any], ...]] = (
-        CGROUP_ARG,
-        RULESET_CGROUP_ARG,
-        Arg("negate", parse_bool, default=False),
-        Arg("debug", parse_bool, default=False),
-    )
-
-    cgroup: tuple[CgroupPattern, ...]
-    ruleset_cgroup: tuple[CgroupPattern, ...]
-    negate: bool
-    debug: bool
+    cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups, default=())
+    ruleset_cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups, default=())
+    negate: bool = arg(parse_bool, default=False)
+    debug: bool = arg(parse_bool, default=False)
 
     def setup(self) -> None:
         require_cgroups(self)

@@ -7,8 +7,10 @@ Upstream has the plugin in its source tree but not in its meson build (so Debian
 binary lacks it); it is built in here. Deliberate difference: under ``--dry-run`` it
 only logs what it would do, and returns STOP.
 
-The target file is :data:`SYSRQ_TRIGGER` unless the plugin environment names another;
-the test suite redirects both to a scratch file, so no test can panic the host.
+The target file is the host's (``env.host.sysrq_trigger``: ``/proc/sysrq-trigger`` in
+the daemon); the test suite's hosts point it into a scratch directory, and a host not
+built with ``may_panic`` (the default of a bare ``PluginEnv``) refuses, so no test can
+panic the machine.
 """
 
 from __future__ import annotations
@@ -16,9 +18,6 @@ from __future__ import annotations
 import os
 
 from oomd.plugin import Action, OomdContext, PluginRet, log
-
-#: Looked up at every run (not bound at import), so the test suite can redirect it.
-SYSRQ_TRIGGER = "/proc/sysrq-trigger"
 
 
 def trigger_crash(path: str) -> str | None:
@@ -40,13 +39,16 @@ class KernelPanic(Action):
     name = "kernel_panic"
 
     def target(self) -> str:
-        return self.env.sysrq_trigger or SYSRQ_TRIGGER
+        return self.env.host.sysrq_trigger
 
     def run(self, ctx: OomdContext) -> PluginRet:
         path = self.target()
         if self.env.dry_run:
             log.always(f"dry run: not writing 'c' to {path} (would panic the kernel)")
             return PluginRet.STOP
+        if not self.env.host.may_panic:
+            log.always(f"Not writing 'c' to {path}: this plugin's host may not panic the kernel")
+            return PluginRet.CONTINUE
         log.always(f"Triggering a kernel panic through {path}")
         failure = trigger_crash(path)
         if failure is not None:

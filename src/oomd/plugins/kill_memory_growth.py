@@ -16,18 +16,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from enum import Enum
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from oomd.plugin import (
-    KILL_ARGS,
-    Arg,
     ArgError,
     CgroupContext,
     KillPlugin,
     KillPreference,
     OomdContext,
+    arg,
     fmt_mb,
     parse_float,
     parse_int,
@@ -58,13 +56,17 @@ M = TypeVar("M", bound=MemoryView)
 RankKey = tuple[int, float, int]
 
 
-@dataclass(frozen=True)
 class GrowthRanking:
     """Thresholds computed once per peer group; ``__call__`` ranks one member."""
 
-    size_threshold_bytes: int
-    min_effective_usage: int
-    min_growth_ratio: float
+    __slots__ = ("min_effective_usage", "min_growth_ratio", "size_threshold_bytes")
+
+    def __init__(
+        self, size_threshold_bytes: int, min_effective_usage: int, min_growth_ratio: float
+    ) -> None:
+        self.size_threshold_bytes = size_threshold_bytes
+        self.min_effective_usage = min_effective_usage
+        self.min_growth_ratio = min_growth_ratio
 
     def __call__(self, cg: MemoryView) -> tuple[Phase, RankKey]:
         current = cg.current_usage() or 0
@@ -120,16 +122,9 @@ def _parse_percentile(value: str, env: Any) -> int:
 class KillMemoryGrowth(KillPlugin):
     name = "kill_by_memory_size_or_growth"
     needs_controllers = frozenset({"memory"})
-    args: ClassVar[tuple[Arg[Any], ...]] = (
-        *KILL_ARGS,
-        Arg("size_threshold", parse_unsigned_int, default=50),
-        Arg("growing_size_percentile", _parse_percentile, default=80),
-        Arg("min_growth_ratio", parse_float, default=1.25),
-    )
-
-    size_threshold: int
-    growing_size_percentile: int
-    min_growth_ratio: float
+    size_threshold: int = arg(parse_unsigned_int, default=50)
+    growing_size_percentile: int = arg(_parse_percentile, default=80)
+    min_growth_ratio: float = arg(parse_float, default=1.25)
 
     def setup(self) -> None:
         super().setup()

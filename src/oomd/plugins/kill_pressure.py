@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from oomd.plugin import (
-    KILL_ARGS,
-    Arg,
     CgroupContext,
     KillPlugin,
     KillPreference,
     OomdContext,
     Pressure,
+    arg,
     fmt_float,
     parse_resource,
     sort_with_preferences,
@@ -52,12 +51,7 @@ def rank_by_pressure(peers: Sequence[P], resource: str) -> list[P]:
 
 class KillPressure(KillPlugin):
     name = "kill_by_pressure"
-    args: ClassVar[tuple[Arg[Any], ...]] = (
-        *KILL_ARGS,
-        Arg("resource", parse_resource, required=True),
-    )
-
-    resource: str
+    resource: str = arg(parse_resource, required=True)
 
     def rank(self, ctx: OomdContext, cgroups: list[CgroupContext]) -> list[CgroupContext]:
         return rank_by_pressure(cgroups, self.resource)

@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from oomd.plugin import (
-    KILL_ARGS,
-    Arg,
     CgroupContext,
     KillPlugin,
     KillPreference,
     OomdContext,
     SizeOrPercent,
+    arg,
     fmt_mb,
     parse_bool,
     parse_size_or_percent,
@@ -81,18 +80,11 @@ def rank_by_swap(peers: Sequence[S], threshold: int, biased: bool, ratio: float)
 class KillSwapUsage(KillPlugin):
     name = "kill_by_swap_usage"
     needs_controllers = frozenset({"memory"})
-    args: ClassVar[tuple[Arg[Any], ...]] = (
-        *KILL_ARGS,
-        # Resolved against SwapTotal in setup (default: 1 byte).
-        Arg("threshold", parse_size_or_percent, default=None),
-        Arg("biased_swap_kill", parse_bool, default=False),
-        # Upstream's test hook: read SwapTotal/MemTotal from this file.
-        Arg("meminfo_location", parse_string, default=None),
-    )
-
-    threshold: SizeOrPercent | None
-    biased_swap_kill: bool
-    meminfo_location: str | None
+    # Resolved against SwapTotal in setup (default: 1 byte).
+    threshold: SizeOrPercent | None = arg(parse_size_or_percent, default=None)
+    biased_swap_kill: bool = arg(parse_bool, default=False)
+    # Upstream's test hook: read SwapTotal/MemTotal from this file.
+    meminfo_location: str | None = arg(parse_string, default=None)
 
     threshold_bytes: int
     ratio: float

@@ -13,12 +13,9 @@ MemFree.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import Any
 
 from oomd.plugin import (
-    CGROUP_ARG,
-    RULESET_CGROUP_ARG,
-    Arg,
     ArgError,
     CgroupPattern,
     Detector,
@@ -26,10 +23,12 @@ from oomd.plugin import (
     PluginInitError,
     PluginRet,
     ThresholdTimer,
+    arg,
     detector_reading,
     fmt_mb,
     log,
     parse_bool,
+    parse_cgroups,
     parse_int,
     parse_size_or_percent,
     parse_string,
@@ -50,25 +49,15 @@ def largest_usage(usages: Iterable[tuple[str, int]]) -> tuple[int, str]:
 
 class MemoryAbove(Detector):
     name = "memory_above"
-    args: ClassVar[tuple[Arg[Any], ...]] = (
-        CGROUP_ARG,
-        RULESET_CGROUP_ARG,
-        # Parsed in setup(): a percentage needs MemTotal, and threshold is not even
-        # looked at when threshold_anon is given.
-        Arg("threshold", parse_string),
-        Arg("threshold_anon", parse_string),
-        Arg("duration", parse_int, required=True),
-        Arg("debug", parse_bool, default=False),
-        Arg("meminfo_location", parse_string),
-    )
-
-    cgroup: tuple[CgroupPattern, ...]
-    ruleset_cgroup: tuple[CgroupPattern, ...]
-    threshold: str | None
-    threshold_anon: str | None
-    duration: int
-    debug: bool
-    meminfo_location: str | None
+    cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups, default=())
+    ruleset_cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups, default=())
+    # Parsed in setup(): a percentage needs MemTotal, and threshold is not even
+    # looked at when threshold_anon is given.
+    threshold: str | None = arg(parse_string)
+    threshold_anon: str | None = arg(parse_string)
+    duration: int = arg(parse_int, required=True)
+    debug: bool = arg(parse_bool, default=False)
+    meminfo_location: str | None = arg(parse_string)
 
     def setup(self) -> None:
         require_cgroups(self)

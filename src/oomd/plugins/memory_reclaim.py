@@ -14,16 +14,14 @@ Upstream starts from the monotonic clock's epoch (boot), so it fires during the 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, ClassVar
 
 from oomd.plugin import (
-    CGROUP_ARG,
-    RULESET_CGROUP_ARG,
-    Arg,
     CgroupPattern,
     Detector,
     OomdContext,
     PluginRet,
+    arg,
+    parse_cgroups,
     parse_int,
     require_cgroups,
 )
@@ -44,15 +42,9 @@ def reclaimed_recently(last_reclaim_at: float | None, now: float, duration: int)
 class MemoryReclaim(Detector):
     name = "memory_reclaim"
     needs_controllers = frozenset({"memory"})
-    args: ClassVar[tuple[Arg[Any], ...]] = (
-        CGROUP_ARG,
-        RULESET_CGROUP_ARG,
-        Arg("duration", parse_int, required=True),
-    )
-
-    cgroup: tuple[CgroupPattern, ...]
-    ruleset_cgroup: tuple[CgroupPattern, ...]
-    duration: int
+    cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups, default=())
+    ruleset_cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups, default=())
+    duration: int = arg(parse_int, required=True)
 
     def setup(self) -> None:
         require_cgroups(self)

@@ -6,18 +6,15 @@ list one; its code rejects it)."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 from oomd.plugin import (
-    CGROUP_ARG,
-    RULESET_CGROUP_ARG,
-    Arg,
     CgroupPattern,
     Detector,
     OomdContext,
     PluginRet,
+    arg,
     log,
     parse_bool,
+    parse_cgroups,
     parse_unsigned_int,
     require_cgroups,
 )
@@ -29,19 +26,11 @@ def dying_matches(nr_dying: int, count: int, lte: bool) -> bool:
 
 class NrDyingDescendants(Detector):
     name = "nr_dying_descendants"
-    args: ClassVar[tuple[Arg[Any], ...]] = (
-        CGROUP_ARG,
-        RULESET_CGROUP_ARG,
-        Arg("count", parse_unsigned_int, required=True),
-        Arg("lte", parse_bool, default=True),
-        Arg("debug", parse_bool, default=False),
-    )
-
-    cgroup: tuple[CgroupPattern, ...]
-    ruleset_cgroup: tuple[CgroupPattern, ...]
-    count: int
-    lte: bool
-    debug: bool
+    cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups, default=())
+    ruleset_cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups, default=())
+    count: int = arg(parse_unsigned_int, required=True)
+    lte: bool = arg(parse_bool, default=True)
+    debug: bool = arg(parse_bool, default=False)
 
     def setup(self) -> None:
         require_cgroups(self)

@@ -17,11 +17,11 @@ import shlex
 import signal
 import subprocess
 import threading
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING
 
 from oomd import log
 from oomd.engine.args import parse_unsigned_int
-from oomd.engine.plugin import Arg, ArgError
+from oomd.engine.plugin import ArgError, arg
 from oomd.engine.postkill import PostkillHook
 from oomd.plugins.prekill_hooks import _parse_argv, _parse_argv_list
 
@@ -33,14 +33,8 @@ DEFAULT_TIMEOUT = 30
 
 class ExecPostkillHook(PostkillHook):
     name = "exec_postkill_hook"
-    args: ClassVar[tuple[Arg[Any], ...]] = (
-        *PostkillHook.args,
-        Arg("argv", _parse_argv, required=True, parse_list=_parse_argv_list),
-        Arg("timeout", parse_unsigned_int, default=DEFAULT_TIMEOUT),
-    )
-
-    argv: tuple[str, ...]
-    timeout: int
+    argv: tuple[str, ...] = arg(_parse_argv, required=True, parse_list=_parse_argv_list)
+    timeout: int = arg(parse_unsigned_int, default=DEFAULT_TIMEOUT)
 
     def setup(self) -> None:
         if not self.cgroup and not self.xattr:

@@ -16,11 +16,10 @@ import shlex
 import signal
 import subprocess
 from collections.abc import Sequence
-from typing import Any, ClassVar
 
 from oomd import log
 from oomd.cgroup.context import ActionContext, CgroupContext
-from oomd.engine.plugin import Arg, ArgError, PluginEnv
+from oomd.engine.plugin import ArgError, PluginEnv, arg
 from oomd.engine.prekill import PrekillHook, PrekillHookInvocation
 
 
@@ -117,12 +116,7 @@ class ExecPrekillHook(PrekillHook):
     """Runs a command before the kill (our addition; upstream ships only a dummy)."""
 
     name = "exec_prekill_hook"
-    args: ClassVar[tuple[Arg[Any], ...]] = (
-        *PrekillHook.args,
-        Arg("argv", _parse_argv, required=True, parse_list=_parse_argv_list),
-    )
-
-    argv: tuple[str, ...]
+    argv: tuple[str, ...] = arg(_parse_argv, required=True, parse_list=_parse_argv_list)
 
     def setup(self) -> None:
         if not self.cgroup and not self.xattr:

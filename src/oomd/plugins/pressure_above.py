@@ -4,13 +4,10 @@ cgroups stays above ``threshold`` percent for ``duration`` seconds."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from oomd.plugin import (
-    CGROUP_ARG,
-    RULESET_CGROUP_ARG,
     ZERO_PRESSURE,
-    Arg,
     CgroupContext,
     CgroupPattern,
     Detector,
@@ -18,9 +15,11 @@ from oomd.plugin import (
     PluginRet,
     Pressure,
     ThresholdTimer,
+    arg,
     detector_reading,
     fmt_mb,
     log,
+    parse_cgroups,
     parse_int,
     parse_resource,
     require_cgroups,
@@ -64,19 +63,11 @@ def most_pressured_cgroup(
 
 class PressureAbove(Detector):
     name = "pressure_above"
-    args: ClassVar[tuple[Arg[Any], ...]] = (
-        CGROUP_ARG,
-        RULESET_CGROUP_ARG,
-        Arg("resource", parse_resource, required=True),
-        Arg("threshold", parse_int, required=True),
-        Arg("duration", parse_int, required=True),
-    )
-
-    cgroup: tuple[CgroupPattern, ...]
-    ruleset_cgroup: tuple[CgroupPattern, ...]
-    resource: str
-    threshold: int
-    duration: int
+    cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups, default=())
+    ruleset_cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups, default=())
+    resource: str = arg(parse_resource, required=True)
+    threshold: int = arg(parse_int, required=True)
+    duration: int = arg(parse_int, required=True)
 
     def setup(self) -> None:
         require_cgroups(self)

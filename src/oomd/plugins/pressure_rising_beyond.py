@@ -10,16 +10,14 @@ the default ratio). All of this is single-precision arithmetic, as upstream's.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from oomd.plugin import (
-    Arg,
-    CgroupPattern,
-    Detector,
     OomdContext,
     PluginRet,
     Pressure,
     ThresholdTimer,
+    arg,
     detector_reading,
     fmt_mb,
     log,
@@ -50,19 +48,12 @@ def rising_beyond(
     return over60, over10 and not falling_rapidly(pressure.avg10, last_avg10, fast_fall_ratio)
 
 
-class PressureRisingBeyond(Detector):
-    name = "pressure_rising_beyond"
-    args: ClassVar[tuple[Arg[Any], ...]] = (
-        *PressureAbove.args,
-        Arg("fast_fall_ratio", parse_float32, default=DEFAULT_FAST_FALL_RATIO),
-    )
+class PressureRisingBeyond(PressureAbove):
+    """pressure_above's args (a subclass for them only: ``setup`` and ``run`` are its
+    own), then ``fast_fall_ratio``."""
 
-    cgroup: tuple[CgroupPattern, ...]
-    ruleset_cgroup: tuple[CgroupPattern, ...]
-    resource: str
-    threshold: int
-    duration: int
-    fast_fall_ratio: float
+    name = "pressure_rising_beyond"
+    fast_fall_ratio: float = arg(parse_float32, default=DEFAULT_FAST_FALL_RATIO)
 
     def setup(self) -> None:
         require_cgroups(self)

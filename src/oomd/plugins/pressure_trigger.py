@@ -24,21 +24,18 @@ or the line never fires.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 from oomd.cgroup.triggers import WINDOW_MAX_US, WINDOW_MIN_US
 from oomd.plugin import (
-    CGROUP_ARG,
-    RULESET_CGROUP_ARG,
-    Arg,
     ArgError,
     CgroupPattern,
     Detector,
     OomdContext,
     PluginRet,
+    arg,
     in_range,
     log,
     one_of,
+    parse_cgroups,
     parse_int,
     parse_resource,
     parse_string,
@@ -63,26 +60,14 @@ def stalled_enough(
 
 class PressureTrigger(Detector):
     name = "pressure_trigger"
-    args: ClassVar[tuple[Arg[Any], ...]] = (
-        CGROUP_ARG,
-        RULESET_CGROUP_ARG,
-        Arg("resource", parse_resource, required=True),
-        Arg("type", parse_string, default="some", validate=one_of("some", "full")),
-        Arg("stall_ms", parse_int, default=150, validate=in_range(1, 10_000)),
-        Arg(
-            "window_ms",
-            parse_int,
-            default=1000,
-            validate=in_range(WINDOW_MIN_US // 1000, WINDOW_MAX_US // 1000),
-        ),
+    cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups, default=())
+    ruleset_cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups, default=())
+    resource: str = arg(parse_resource, required=True)
+    type: str = arg(parse_string, default="some", validate=one_of("some", "full"))
+    stall_ms: int = arg(parse_int, default=150, validate=in_range(1, 10_000))
+    window_ms: int = arg(
+        parse_int, default=1000, validate=in_range(WINDOW_MIN_US // 1000, WINDOW_MAX_US // 1000)
     )
-
-    cgroup: tuple[CgroupPattern, ...]
-    ruleset_cgroup: tuple[CgroupPattern, ...]
-    resource: str
-    type: str
-    stall_ms: int
-    window_ms: int
 
     def setup(self) -> None:
         require_cgroups(self)

@@ -23,7 +23,6 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -109,15 +108,26 @@ class PluginLoadError(Exception):
         self.problems = problems
 
 
-@dataclass
 class External:
     """A third-party plugin: from an entry point (loaded on first use) or a plugin
     directory (loaded at discovery)."""
 
-    name: str
-    origin: str
-    entry_point: importlib.metadata.EntryPoint | None = None
-    cls: type[Plugin] | None = None
+    __slots__ = ("cls", "entry_point", "name", "origin")
+
+    def __init__(
+        self,
+        name: str,
+        origin: str,
+        entry_point: importlib.metadata.EntryPoint | None = None,
+        cls: type[Plugin] | None = None,
+    ) -> None:
+        self.name = name
+        self.origin = origin
+        self.entry_point = entry_point
+        self.cls = cls
+
+    def __repr__(self) -> str:
+        return f"External({self.name!r}, {self.origin!r})"
 
     def load(self) -> type[Plugin]:
         if self.cls is not None:

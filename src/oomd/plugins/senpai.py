@@ -58,14 +58,12 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Protocol
+from typing import NamedTuple, Protocol
 
 from oomd.cgroup import fs
 from oomd.cnum import INT64_MAX, c_max, c_min, fdiv, to_int64
 from oomd.plugin import (
     Action,
-    Arg,
     ArgError,
     CgroupContext,
     CgroupPattern,
@@ -73,6 +71,7 @@ from oomd.plugin import (
     PluginInitError,
     PluginRet,
     Pressure,
+    arg,
     log,
     parse_bool,
     parse_cgroups,
@@ -92,8 +91,7 @@ _GIB = float(1 << 30)
 # --- arguments and state ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SenpaiParams:
+class SenpaiParams(NamedTuple):
     """The args the control law uses, with upstream's defaults."""
 
     limit_min_bytes: int = 100 << 20
@@ -110,24 +108,33 @@ class SenpaiParams:
     swapout_bps_threshold: int = 1 << 20
 
 
-@dataclass
 class CgroupState:
     """What senpai remembers of one cgroup (upstream ``CgroupState``)."""
 
-    #: The limit last written (default mode only).
-    limit: int
-    #: The last ``memory.pressure`` some ``total`` seen, microseconds.
-    last_total: int
-    #: Runs left before the next probe (default) or reclaim (immediate_backoff).
-    ticks: int
-    #: Stall time accumulated since the last adjustment, microseconds.
-    cumulative: int = 0
-    probe_bytes: int = 0
-    probe_count: int = 0
+    __slots__ = ("cumulative", "last_total", "limit", "probe_bytes", "probe_count", "ticks")
+
+    def __init__(
+        self,
+        limit: int,
+        last_total: int,
+        ticks: int,
+        cumulative: int = 0,
+        probe_bytes: int = 0,
+        probe_count: int = 0,
+    ) -> None:
+        #: The limit last written (default mode only).
+        self.limit = limit
+        #: The last ``memory.pressure`` some ``total`` seen, microseconds.
+        self.last_total = last_total
+        #: Runs left before the next probe (default) or reclaim (immediate_backoff).
+        self.ticks = ticks
+        #: Stall time accumulated since the last adjustment, microseconds.
+        self.cumulative = cumulative
+        self.probe_bytes = probe_bytes
+        self.probe_count = probe_count
 
 
-@dataclass(frozen=True)
-class Host:
+class Host(NamedTuple):
     """Host-wide readings of this tick."""
 
     mem_total: int
@@ -159,8 +166,7 @@ class InvalidCgroup(Exception):
 # --- the control law: default (limit tracking) mode ----------------------------------------
 
 
-@dataclass(frozen=True)
-class Adjustment:
+class Adjustment(NamedTuple):
     """A limit change due this run."""
 
     backoff: bool
@@ -364,14 +370,16 @@ def swappiness_factor(
     return result
 
 
-@dataclass
 class SwapoutAverages:
     """Upstream's ``swapout_bps_60``/``swapout_bps_300``: exponential moving averages
     of the swap-out rate, decayed by ``e^(-dt/60)`` and ``e^(-dt/300)`` per sample."""
 
-    bps_60: float = 0.0
-    bps_300: float = 0.0
-    last: float | None = None
+    __slots__ = ("bps_60", "bps_300", "last")
+
+    def __init__(self) -> None:
+        self.bps_60 = 0.0
+        self.bps_300 = 0.0
+        self.last: float | None = None
 
     def update(self, now: float, rate: float | None) -> None:
         """Feed one tick's rate (None: ``/proc/vmstat`` or its ``pswpout`` is
@@ -444,45 +452,24 @@ _DEFAULTS = SenpaiParams()
 class Senpai(Action):
     name = "senpai"
     needs_controllers = frozenset({"memory"})
-    args: ClassVar[tuple[Arg[Any], ...]] = (
-        Arg("cgroup", parse_cgroups, required=True),
-        Arg("limit_min_bytes", parse_int64, default=_DEFAULTS.limit_min_bytes),
-        Arg("limit_max_bytes", parse_int64, default=_DEFAULTS.limit_max_bytes),
-        Arg("interval", parse_int64, default=_DEFAULTS.interval),
-        Arg("pressure_ms", parse_milliseconds, default=_DEFAULTS.pressure_ms),
-        Arg("pressure_pct", parse_float, default=_DEFAULTS.pressure_pct),
-        Arg("io_pressure_pct", parse_float, default=_DEFAULTS.io_pressure_pct),
-        Arg("max_probe", parse_float, default=_DEFAULTS.max_probe),
-        Arg("max_backoff", parse_float, default=_DEFAULTS.max_backoff),
-        Arg("coeff_probe", parse_float, default=_DEFAULTS.coeff_probe),
-        Arg("coeff_backoff", parse_float, default=_DEFAULTS.coeff_backoff),
-        Arg("immediate_backoff", parse_bool, default=False),
-        Arg("memory_high_timeout_ms", parse_milliseconds, default=0),
-        Arg("swap_threshold", parse_float, default=_DEFAULTS.swap_threshold),
-        Arg("swapout_bps_threshold", parse_int64, default=_DEFAULTS.swapout_bps_threshold),
-        Arg("swap_validation", parse_bool, default=False),
-        Arg("modulate_swappiness", parse_bool, default=False),
-        Arg("log_interval", parse_int64, default=60),
-    )
-
-    cgroup: tuple[CgroupPattern, ...]
-    limit_min_bytes: int
-    limit_max_bytes: int
-    interval: int
-    pressure_ms: int
-    pressure_pct: float
-    io_pressure_pct: float
-    max_probe: float
-    max_backoff: float
-    coeff_probe: float
-    coeff_backoff: float
-    immediate_backoff: bool
-    memory_high_timeout_ms: int
-    swap_threshold: float
-    swapout_bps_threshold: int
-    swap_validation: bool
-    modulate_swappiness: bool
-    log_interval: int
+    cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups, required=True)
+    limit_min_bytes: int = arg(parse_int64, default=_DEFAULTS.limit_min_bytes)
+    limit_max_bytes: int = arg(parse_int64, default=_DEFAULTS.limit_max_bytes)
+    interval: int = arg(parse_int64, default=_DEFAULTS.interval)
+    pressure_ms: int = arg(parse_milliseconds, default=_DEFAULTS.pressure_ms)
+    pressure_pct: float = arg(parse_float, default=_DEFAULTS.pressure_pct)
+    io_pressure_pct: float = arg(parse_float, default=_DEFAULTS.io_pressure_pct)
+    max_probe: float = arg(parse_float, default=_DEFAULTS.max_probe)
+    max_backoff: float = arg(parse_float, default=_DEFAULTS.max_backoff)
+    coeff_probe: float = arg(parse_float, default=_DEFAULTS.coeff_probe)
+    coeff_backoff: float = arg(parse_float, default=_DEFAULTS.coeff_backoff)
+    immediate_backoff: bool = arg(parse_bool, default=False)
+    memory_high_timeout_ms: int = arg(parse_milliseconds, default=0)
+    swap_threshold: float = arg(parse_float, default=_DEFAULTS.swap_threshold)
+    swapout_bps_threshold: int = arg(parse_int64, default=_DEFAULTS.swapout_bps_threshold)
+    swap_validation: bool = arg(parse_bool, default=False)
+    modulate_swappiness: bool = arg(parse_bool, default=False)
+    log_interval: int = arg(parse_int64, default=60)
 
     def setup(self) -> None:
         if self.pressure_ms <= 0:
@@ -492,7 +479,7 @@ class Senpai(Action):
         except OSError:
             raise PluginInitError("Cannot read host MemTotal") from None
         self.host_mem_total = meminfo.get("MemTotal", 0)
-        self.params = SenpaiParams(**{f.name: getattr(self, f.name) for f in fields(SenpaiParams)})
+        self.params = SenpaiParams(**{name: getattr(self, name) for name in SenpaiParams._fields})
         #: State per cgroup inode.
         self.tracked: dict[int, CgroupState] = {}
         #: Decided once, from the first cgroup that tells (upstream: per instance).

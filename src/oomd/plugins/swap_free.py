@@ -12,15 +12,15 @@ makes it fire whenever swap is enabled. The swap-out rate is sampled every tick 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from oomd.cnum import UINT64_MAX
 from oomd.plugin import (
-    Arg,
     Detector,
     OomdContext,
     PluginEnv,
     PluginRet,
+    arg,
     detector_reading,
     log,
     parse_int,
@@ -53,13 +53,8 @@ def swap_low(total: int, used: int, pct: int, swapout_bps: float, bps_threshold:
 
 class SwapFree(Detector):
     name = "swap_free"
-    args: ClassVar[tuple[Arg[Any], ...]] = (
-        Arg("threshold_pct", parse_threshold_pct, required=True),
-        Arg("swapout_bps_threshold", parse_int64, default=0),
-    )
-
-    threshold_pct: int
-    swapout_bps_threshold: int
+    threshold_pct: int = arg(parse_threshold_pct, required=True)
+    swapout_bps_threshold: int = arg(parse_int64, default=0)
 
     def prerun(self, ctx: OomdContext) -> None:
         # Sample every tick, so the rate always covers the last interval.

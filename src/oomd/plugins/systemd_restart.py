@@ -7,30 +7,31 @@ systemd-machined container).
 
 A run asks systemd's D-Bus API, ``org.freedesktop.systemd1.Manager.RestartUnit(service,
 "replace")`` on the system bus (``DBUS_SYSTEM_BUS_ADDRESS`` or
-``/run/dbus/system_bus_socket``, as sd-bus), through the minimal client in
-:mod:`oomd.dbus`; with ``machine_type`` the bus is the container's (its leader's root,
-from ``/run/systemd/machines/<name>``, as ``sd_bus_open_system_machine``). Success
-logs ``Queued service job as <job path>``, writes ``oomd kill: restarted systemd
-service=<service>`` (`` (dry)`` appended in dry mode) to kmsg, adds 1 to the
-``oomd.restarts`` stat (set to 0 at start-up) and returns STOP. Failure logs
-upstream's ``Failed to connect to system bus: ...`` / ``Failed to issue method call:
-...`` / ``Failed to parse response message: ...`` and returns CONTINUE.
+``/run/dbus/system_bus_socket``, as sd-bus), through jeepney (:mod:`oomd.dbus`, the
+optional extra ``oomd[dbus]``); with ``machine_type`` the bus is the container's (its
+leader's root, from ``/run/systemd/machines/<name>``, as
+``sd_bus_open_system_machine``). Success logs ``Queued service job as <job path>``,
+writes ``oomd kill: restarted systemd service=<service>`` (`` (dry)`` appended in dry
+mode) to kmsg, adds 1 to the ``oomd.restarts`` stat (set to 0 at start-up) and returns
+STOP. Failure logs upstream's ``Failed to connect to system bus: ...`` / ``Failed to
+issue method call: ...`` / ``Failed to parse response message: ...`` and returns
+CONTINUE.
 
 Deliberate differences (docs/compatibility.md):
 
-* Without a system bus (its socket missing or refusing connections: no dbus-daemon)
-  the restart falls back to ``systemctl [--machine=M] restart --no-block -- <service>``
-  (argv, no shell; as root systemctl reaches systemd over its private socket), and the
-  log says so. Upstream just fails.
+* Without jeepney installed, or without a system bus (its socket missing or refusing
+  connections: no dbus-daemon), the restart goes through ``systemctl [--machine=M]
+  restart --no-block -- <service>`` (argv, no shell; as root systemctl reaches systemd
+  over its private socket), and the log says so. Upstream just fails.
 * Upstream then sleeps ``post_action_delay`` seconds inside the tick, stalling every
   other ruleset (kill rulesets included). Here the tick goes on, and this ruleset's
   actions pause for ``post_action_delay`` plus the ruleset's own post_action_delay -
   the pause upstream's sleep-then-pause gives this ruleset.
 * ``--dry-run`` makes it behave as with ``dry=true``.
 
-The bus address, the machines directory, the container bus path and systemctl are
-module settings read at every run, so the test suite points them at stand-ins and
-never reaches the host's systemd.
+The bus address, the machines directory, the container bus path and systemctl come from
+the plugin's host (``env.host``), so tests point them at stand-ins and never reach the
+host's systemd.
 """
 
 from __future__ import annotations
@@ -40,15 +41,15 @@ import os
 import re
 import shutil
 import subprocess
-from typing import Any, ClassVar
 
 from oomd import dbus
 from oomd.plugin import (
     Action,
-    Arg,
+    Host,
     OomdContext,
     PluginEnv,
     PluginRet,
+    arg,
     log,
     parse_bool,
     parse_string,
@@ -57,15 +58,6 @@ from oomd.plugin import (
 
 RESTARTS = "oomd.restarts"
 
-#: The system bus address; None: ``DBUS_SYSTEM_BUS_ADDRESS``, else
-#: :data:`oomd.dbus.DEFAULT_SYSTEM_BUS_ADDRESS` (as sd-bus).
-SYSTEM_BUS_ADDRESS: str | None = None
-#: Where systemd-machined describes running machines (``LEADER=``, ``CLASS=``).
-MACHINES_DIR = "/run/systemd/machines"
-#: A machine's system bus socket, ``{leader}`` being its leader pid.
-MACHINE_BUS_PATH = "/proc/{leader}/root/run/dbus/system_bus_socket"
-#: The systemctl used without a bus; None: ``systemctl`` from PATH (or /usr/bin, /bin).
-SYSTEMCTL: str | None = None
 #: Seconds a D-Bus call or systemctl may take (sd-bus's default call timeout).
 TIMEOUT = dbus.DEFAULT_TIMEOUT
 
@@ -86,16 +78,16 @@ class NoBus(Exception):
     """No system bus to talk to (the fallback to systemctl applies)."""
 
 
-def machine_bus_address(machine: str) -> str:
+def machine_bus_address(host: Host, machine: str) -> str:
     """The system bus address of a systemd-machined container (``.host``: ours).
     Raises OSError as sd-bus does: EINVAL for a bad name, ENXIO for an unknown
     machine, EIO for one that is not a container."""
     if machine == ".host":
-        return SYSTEM_BUS_ADDRESS or dbus.system_bus_address()
+        return host.system_bus_address or dbus.system_bus_address(host.run_root)
     if not _MACHINE_NAME.fullmatch(machine) or machine in (".", ".."):
         raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
     try:
-        with open(os.path.join(MACHINES_DIR, machine), encoding="utf-8") as f:
+        with open(os.path.join(host.machines_dir, machine), encoding="utf-8") as f:
             text = f.read()
     except FileNotFoundError:
         raise OSError(errno.ENXIO, os.strerror(errno.ENXIO)) from None
@@ -109,51 +101,50 @@ def machine_bus_address(machine: str) -> str:
     leader = fields.get("LEADER", "")
     if not leader.isdigit() or int(leader) <= 0:
         raise OSError(errno.EIO, os.strerror(errno.EIO))
-    return "unix:path=" + dbus.escape(MACHINE_BUS_PATH.format(leader=int(leader)))
+    return dbus.unix_address(host.machine_bus_path(int(leader)))
 
 
-def restart_over_dbus(service: str, machine: str) -> bool:
+def restart_over_dbus(host: Host, service: str, machine: str) -> bool:
     """RestartUnit(service, "replace") on the (machine's) system bus, logging as
     upstream's talkToSystemdManager. Raises NoBus when there is no bus at all."""
     try:
         address = (
-            machine_bus_address(machine)
+            machine_bus_address(host, machine)
             if machine
-            else SYSTEM_BUS_ADDRESS or dbus.system_bus_address()
+            else host.system_bus_address or dbus.system_bus_address(host.run_root)
         )
-        conn = dbus.Connection.open(address, TIMEOUT)
     except OSError as e:
         log.info(f"Failed to connect to system bus: {e.strerror or e}")
-        if e.errno in (errno.ENOENT, errno.ECONNREFUSED):
+        return False
+    try:
+        signature, body = dbus.call(
+            address,
+            _SYSTEMD,
+            _MANAGER_PATH,
+            _MANAGER,
+            "RestartUnit",
+            "ss",
+            (service, "replace"),
+            TIMEOUT,
+        )
+    except dbus.ConnectFailed as e:
+        log.info(f"Failed to connect to system bus: {e.message}")
+        if e.no_bus:
             raise NoBus from None
         return False
-    except (dbus.DBusError, dbus.ProtocolError) as e:
-        log.info(f"Failed to connect to system bus: {e}")
+    except dbus.CallFailed as e:
+        log.info(f"Failed to issue method call: {e.message}")
         return False
-    with conn:
-        try:
-            reply = conn.call(
-                _SYSTEMD, _MANAGER_PATH, _MANAGER, "RestartUnit", "ss", (service, "replace")
-            )
-        except dbus.DBusError as e:
-            log.info(f"Failed to issue method call: {e.message or e.name}")
-            return False
-        except OSError as e:
-            log.info(f"Failed to issue method call: {e.strerror or e}")
-            return False
-        except dbus.ProtocolError as e:
-            log.info(f"Failed to issue method call: {e}")
-            return False
-    if reply.signature[:1] != "o":
+    if signature[:1] != "o":
         log.info(f"Failed to parse response message: {os.strerror(errno.ENXIO)}")
         return False
-    log.info(f"Queued service job as {reply.body[0]}")
+    log.info(f"Queued service job as {body[0]}")
     return True
 
 
-def find_systemctl() -> str | None:
-    if SYSTEMCTL is not None:
-        return SYSTEMCTL
+def find_systemctl(host: Host) -> str | None:
+    if host.systemctl is not None:
+        return host.systemctl
     found = shutil.which("systemctl")
     if found:
         return found
@@ -168,14 +159,15 @@ def systemctl_argv(systemctl: str, service: str, machine: str) -> list[str]:
     return [systemctl, *machine_args, "restart", "--no-block", "--", service]
 
 
-def restart_with_systemctl(service: str, machine: str) -> bool:
-    """``systemctl restart --no-block`` (queues the job and returns, like RestartUnit)."""
-    systemctl = find_systemctl()
+def restart_with_systemctl(host: Host, service: str, machine: str, why: str) -> bool:
+    """``systemctl restart --no-block`` (queues the job and returns, like RestartUnit);
+    ``why`` starts the log line (e.g. "No system bus")."""
+    systemctl = find_systemctl(host)
     if systemctl is None:
-        log.info("No system bus and no systemctl: cannot restart the service")
+        log.info(f"{why} and no systemctl: cannot restart the service")
         return False
     argv = systemctl_argv(systemctl, service, machine)
-    log.info(f"No system bus; restarting through: {' '.join(argv)}")
+    log.info(f"{why}; restarting through: {' '.join(argv)}")
     try:
         done = subprocess.run(
             argv,
@@ -203,17 +195,10 @@ def restart_with_systemctl(service: str, machine: str) -> bool:
 
 class SystemdRestart(Action):
     name = "systemd_restart"
-    args: ClassVar[tuple[Arg[Any], ...]] = (
-        Arg("service", parse_service, required=True),
-        Arg("post_action_delay", parse_unsigned_int, default=15),
-        Arg("dry", parse_bool, default=False),
-        Arg("machine_type", parse_string, default=""),
-    )
-
-    service: str
-    post_action_delay: int
-    dry: bool
-    machine_type: str
+    service: str = arg(parse_service, required=True)
+    post_action_delay: int = arg(parse_unsigned_int, default=15)
+    dry: bool = arg(parse_bool, default=False)
+    machine_type: str = arg(parse_string, default="")
 
     def setup(self) -> None:
         self.env.stats.set(RESTARTS, 0)
@@ -228,10 +213,15 @@ class SystemdRestart(Action):
             log.info(f'Restarting systemd service "{self.service}" on machine={self.machine_type}')
         else:
             log.info(f'Restarting systemd service "{self.service}"')
+        host = self.env.host
+        if not dbus.available():
+            return restart_with_systemctl(
+                host, self.service, self.machine_type, "No D-Bus client (oomd[dbus])"
+            )
         try:
-            return restart_over_dbus(self.service, self.machine_type)
+            return restart_over_dbus(host, self.service, self.machine_type)
         except NoBus:
-            return restart_with_systemctl(self.service, self.machine_type)
+            return restart_with_systemctl(host, self.service, self.machine_type, "No system bus")
 
     def run(self, ctx: OomdContext) -> PluginRet:
         dry = self.is_dry

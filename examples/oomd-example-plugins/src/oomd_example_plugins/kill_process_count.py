@@ -5,14 +5,11 @@ does the rest (recursion, prekill hooks, dry runs, xattrs, the kill line, stats)
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 from oomd.plugin import (
-    KILL_ARGS,
-    Arg,
     CgroupContext,
     KillPlugin,
     OomdContext,
+    arg,
     parse_int,
     positive,
     sort_with_preferences,
@@ -26,12 +23,7 @@ def process_count(cg: CgroupContext) -> int:
 
 class KillByProcessCount(KillPlugin):
     name = "kill_by_process_count"
-    args: ClassVar[tuple[Arg[Any], ...]] = (
-        *KILL_ARGS,
-        Arg("min_processes", parse_int, default=1, validate=positive),
-    )
-
-    min_processes: int
+    min_processes: int = arg(parse_int, default=1, validate=positive)
 
     def rank(self, ctx: OomdContext, cgroups: list[CgroupContext]) -> list[CgroupContext]:
         eligible = [cg for cg in cgroups if process_count(cg) >= self.min_processes]

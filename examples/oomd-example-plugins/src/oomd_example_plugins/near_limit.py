@@ -3,20 +3,17 @@ percent of its ``memory.max`` for ``duration`` seconds."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
 from oomd.plugin import (
-    CGROUP_ARG,
-    RULESET_CGROUP_ARG,
-    Arg,
     CgroupContext,
     CgroupPattern,
     Detector,
     OomdContext,
     ThresholdTimer,
+    arg,
     in_range,
     log,
     non_negative,
+    parse_cgroups,
     parse_int,
     require_cgroups,
 )
@@ -33,18 +30,13 @@ def limit_use(cg: CgroupContext) -> float | None:
 
 class NearMemoryLimit(Detector):
     name = "near_memory_limit"
-    args: ClassVar[tuple[Arg[Any], ...]] = (
-        CGROUP_ARG,
-        RULESET_CGROUP_ARG,
-        Arg("percent", parse_int, default=90, validate=in_range(1, 100)),
-        Arg("duration", parse_int, default=0, validate=non_negative),
-    )
 
-    # The parsed args, set by oomd before setup() runs.
-    cgroup: tuple[CgroupPattern, ...]
-    ruleset_cgroup: tuple[CgroupPattern, ...]
-    percent: int
-    duration: int
+    # The args, declared once each: oomd sets each parsed value (or the default) on
+    # the instance before setup() runs.
+    cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups, default=())
+    ruleset_cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups, default=())
+    percent: int = arg(parse_int, default=90, validate=in_range(1, 100))
+    duration: int = arg(parse_int, default=0, validate=non_negative)
 
     def setup(self) -> None:
         require_cgroups(self)

@@ -1,0 +1,19 @@
+"""The daemon's import path stays light (bench/README.md: RSS at 1,000 cgroups)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_the_daemon_does_not_import_dataclasses() -> None:
+    code = (
+        "import sys, oomd.daemon, oomd.cli\n"
+        "from oomd.plugins import registry\n"
+        "for name in registry.names(): registry.get(name)\n"
+        "print('dataclasses' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "False"
