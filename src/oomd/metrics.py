@@ -1,11 +1,13 @@
 """Prometheus metrics (``--metrics-address HOST:PORT``), with ``prometheus_client``
 (the optional extra ``oomd[prometheus]``), imported only when the flag is given.
 
-Scraping never blocks or slows a tick: the HTTP server runs in its own thread and a
-scrape reads only plain values the tick thread left behind - counters bumped by kill
-events and at the end of each tick, and a small snapshot (rulesets armed, detector
-groups firing, watched cgroups' pressure) rebuilt after each tick while metrics are
-on. It never takes the tick lock and never reads a cgroup file itself.
+Scraping never slows a tick: the HTTP server runs in its own thread; the tick thread
+only bumps a few counters (kill events, the tick duration histogram). The rest - the
+rulesets armed, detector groups firing, the watched cgroups' pressure - is built by
+the first scrape after a tick, under the tick lock (between ticks, from the values
+the tick read and cached), and reused by later scrapes of the same tick: nobody
+scraping costs nothing, and a scrape that comes during a tick waits for its end (at
+most LOCK_WAIT_S, then it serves the previous snapshot).
 
 Cardinality is bounded: one series per ruleset, detector group, kill plugin and
 plugin (fixed by the config), and at most :data:`MAX_CGROUPS` watched cgroups (the
@@ -16,6 +18,7 @@ there are). Metric names: docs/status.md.
 from __future__ import annotations
 
 import heapq
+import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -36,11 +39,15 @@ class Observer(Protocol):
     ctx: OomdContext
     stats: Stats
     ticks: dict[str, int]
+    lock: threading.Lock
     after_tick: Callable[[float], None] | None
 
 
 #: At most this many cgroups get pressure series.
 MAX_CGROUPS = 100
+#: A scrape waits at most this long for a running tick to end (then it serves the
+#: previous tick's snapshot).
+LOCK_WAIT_S = 1.0
 #: Tick duration histogram buckets, seconds.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _RESOURCES = ("memory", "io")
@@ -75,8 +82,23 @@ def available() -> bool:
     return importlib.util.find_spec("prometheus_client") is not None
 
 
+class Snapshot:
+    """The per-tick part of a scrape: rulesets armed, detector groups firing, the
+    watched cgroups' pressure - read off the last tick's context."""
+
+    __slots__ = ("armed", "firing", "pressure", "tick", "watched")
+
+    def __init__(self, tick: int = -1) -> None:
+        self.tick = tick
+        self.armed: list[tuple[str, float]] = []
+        self.firing: list[tuple[str, str, float]] = []
+        self.pressure: list[tuple[str, str, Any, Any]] = []
+        self.watched = 0
+
+
 class MetricsState:
-    """What a scrape reads; written by the tick thread only."""
+    """What a scrape reads. The tick thread only bumps counters (kill events, the
+    tick histogram); the per-tick snapshot is built by the scrape itself."""
 
     def __init__(self, observer: Observer) -> None:
         self.observer = observer
@@ -85,11 +107,7 @@ class MetricsState:
         self.bucket_counts = [0] * len(BUCKETS)
         self.tick_count = 0
         self.tick_sum = 0.0
-        #: Rebuilt after every tick, replaced whole (a scrape sees one tick's).
-        self.armed: list[tuple[str, float]] = []
-        self.firing: list[tuple[str, str, float]] = []
-        self.pressure: list[tuple[str, str, Any, Any]] = []
-        self.watched = 0
+        self._snapshot = Snapshot()
 
     def on_kill(self, event: events.KillEvent) -> None:
         key = (event.ruleset, event.detector_group, event.killer, "true" if event.dry else "false")
@@ -97,39 +115,60 @@ class MetricsState:
         self.last_kill_time = event.time
 
     def after_tick(self, duration: float) -> None:
+        """In the tick thread, under the tick lock: a few additions, nothing else."""
         self.tick_count += 1
         self.tick_sum += duration
         for index, bound in enumerate(BUCKETS):
             if duration <= bound:
                 self.bucket_counts[index] += 1
                 break
-        engine, ctx = self.observer.engine, self.observer.ctx
-        now = ctx.now()
-        armed, firing = [], []
-        watched: dict[str, tuple[str, Any]] = {}
-        for ruleset in engine.rulesets:
-            armed.append((ruleset.name, 1.0 if now >= ruleset.paused_until else 0.0))
-            for group in ruleset.detector_groups:
-                firing.append((ruleset.name, group.name, 1.0 if group.fired else 0.0))
-                for detector in group.detectors:
-                    resource = getattr(detector, "resource", None)
-                    patterns = getattr(detector, "cgroup", None)
-                    if resource in _RESOURCES and patterns and not ruleset.cgroups:
-                        # The tick resolved these already: a cached list, cached reads.
-                        for cg in ctx.resolve(patterns):
-                            watched[cg.path.relative + "\0" + resource] = (resource, cg)
-        self.armed, self.firing, self.watched = armed, firing, len(watched)
-        entries: list[tuple[str, Any]] = list(watched.values())
-        if len(watched) > MAX_CGROUPS:
-            entries = heapq.nlargest(
-                MAX_CGROUPS,
-                entries,
-                key=lambda e: (e[1].pressure(e[0]) or ZERO_PRESSURE).avg10,
-            )
-        self.pressure = [
-            (cg.path.relative or "/", resource, cg.pressure(resource), cg.pressure(resource, False))
-            for resource, cg in entries
-        ]
+
+    def snapshot(self) -> Snapshot:
+        """The last tick's snapshot, built on the first scrape after that tick (later
+        scrapes of the same tick reuse it). Built under the tick lock, between ticks,
+        from the values the tick read (cached in its context); a tick never waits
+        for more than this build. If a tick runs longer than LOCK_WAIT_S, the scrape
+        serves the previous snapshot rather than wait."""
+        observer = self.observer
+        if not observer.lock.acquire(timeout=LOCK_WAIT_S):
+            return self._snapshot
+        try:
+            tick = observer.ctx.tick
+            if tick != self._snapshot.tick and self.tick_count > 0:
+                self._snapshot = _build(observer.engine, observer.ctx, tick)
+            return self._snapshot
+        finally:
+            observer.lock.release()
+
+
+def _build(engine: Engine, ctx: OomdContext, tick: int) -> Snapshot:
+    snap = Snapshot(tick)
+    now = ctx.now()
+    watched: dict[str, tuple[str, Any]] = {}
+    for ruleset in engine.rulesets:
+        snap.armed.append((ruleset.name, 1.0 if now >= ruleset.paused_until else 0.0))
+        for group in ruleset.detector_groups:
+            snap.firing.append((ruleset.name, group.name, 1.0 if group.fired else 0.0))
+            for detector in group.detectors:
+                resource = getattr(detector, "resource", None)
+                patterns = getattr(detector, "cgroup", None)
+                if resource in _RESOURCES and patterns and not ruleset.cgroups:
+                    # The tick resolved these already: a cached list, cached reads.
+                    for cg in ctx.resolve(patterns):
+                        watched[cg.path.relative + "\0" + resource] = (resource, cg)
+    snap.watched = len(watched)
+    entries: list[tuple[str, Any]] = list(watched.values())
+    if len(watched) > MAX_CGROUPS:
+        entries = heapq.nlargest(
+            MAX_CGROUPS,
+            entries,
+            key=lambda e: (e[1].pressure(e[0]) or ZERO_PRESSURE).avg10,
+        )
+    snap.pressure = [
+        (cg.path.relative or "/", resource, cg.pressure(resource), cg.pressure(resource, False))
+        for resource, cg in entries
+    ]
+    return snap
 
 
 def _collector(state: MetricsState) -> Any:
@@ -142,6 +181,7 @@ def _collector(state: MetricsState) -> Any:
     class Collector:
         def collect(self) -> Iterator[Any]:
             observer = state.observer
+            snap = state.snapshot()
             kills = CounterMetricFamily(
                 "oomd_kills",
                 "Kills (dry ones with dry=true)",
@@ -179,7 +219,7 @@ def _collector(state: MetricsState) -> Any:
                 "1 if the detector group fired on the last tick",
                 labels=["ruleset", "detector_group"],
             )
-            for ruleset, group, is_firing in state.firing:
+            for ruleset, group, is_firing in snap.firing:
                 firing.add_metric([ruleset, group], is_firing)
             yield firing
             armed = GaugeMetricFamily(
@@ -187,7 +227,7 @@ def _collector(state: MetricsState) -> Any:
                 "1 if the ruleset's actions may run (not paused after an action)",
                 labels=["ruleset"],
             )
-            for ruleset, is_armed in state.armed:
+            for ruleset, is_armed in snap.armed:
                 armed.add_metric([ruleset], is_armed)
             yield armed
             yield GaugeMetricFamily(
@@ -198,14 +238,14 @@ def _collector(state: MetricsState) -> Any:
             yield GaugeMetricFamily(
                 "oomd_watched_cgroups",
                 f"Cgroups whose pressure a detector watches (series for at most {MAX_CGROUPS})",
-                value=state.watched,
+                value=snap.watched,
             )
-            yield from _pressure_families(state, CounterMetricFamily, GaugeMetricFamily)
+            yield from _pressure_families(snap, CounterMetricFamily, GaugeMetricFamily)
 
     return Collector()
 
 
-def _pressure_families(state: MetricsState, counter: Any, gauge: Any) -> Iterator[Any]:
+def _pressure_families(snap: Snapshot, counter: Any, gauge: Any) -> Iterator[Any]:
     """node_exporter's pressure names, per watched cgroup: ``..._waiting_seconds_total``
     (some), ``..._stalled_seconds_total`` (full), plus the full avg10 gauge."""
     for resource in _RESOURCES:
@@ -226,7 +266,7 @@ def _pressure_families(state: MetricsState, counter: Any, gauge: Any) -> Iterato
             f"The cgroup's 10 s average of full {resource} pressure, percent",
             labels=["cgroup"],
         )
-        for cgroup, res, full, some in state.pressure:
+        for cgroup, res, full, some in snap.pressure:
             if res != resource:
                 continue
             if full is not None:
