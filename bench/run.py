@@ -532,7 +532,20 @@ def main() -> int:
     parser.add_argument(
         "--observe",
         action="store_true",
-        help="ours with --metrics-address, asked for status and scraped every second",
+        help="also run ours with --metrics-address, asked for status and scraped every "
+        "second ('observed'), right after the plain run on the same tree",
+    )
+    parser.add_argument(
+        "--observe-src",
+        default=None,
+        help="with --observe: also run an observed daemon from this source dir "
+        "('observed-old', e.g. the previous version unpacked with git archive)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each daemon this many times per tree, alternating their order",
     )
     parser.add_argument("--no-upstream", action="store_true")
     parser.add_argument("--only-upstream", action="store_true")
@@ -583,7 +596,14 @@ def main() -> int:
 
     results: list[dict[str, object]] = []
     base = Path(tempfile.mkdtemp(prefix="oomd-bench-", dir=args.dir))
-    envs = {name: _env(name, base, args.src) for name in daemons}
+    srcs = {name: args.src for name in daemons}
+    if args.observe and "ours" in daemons:
+        daemons["observed"] = daemons["ours"]
+        srcs["observed"] = args.src
+        if args.observe_src:
+            daemons["observed-old"] = daemons["ours"]
+            srcs["observed-old"] = args.observe_src
+    envs = {name: _env(name, base, srcs[name]) for name in daemons}
     try:
         if "ours" in daemons:
             _warm_up(daemons["ours"], kinds, base, mount_point, envs["ours"])
@@ -600,35 +620,39 @@ def main() -> int:
                     else:
                         marker, where = b"oomd kill: ", "kmsg"
                     row: dict[str, object] = {"config": kind, "leaves": size, "depth": depth}
-                    for name, binary in daemons.items():
-                        work = base / f"{name}-{kind}-{size}-{depth}"
-                        observe = args.observe and name == "ours"
-                        port = 19101 if observe else None
-                        metrics = ["--metrics-address", f"127.0.0.1:{port}"] if observe else []
-                        res = run_daemon(
-                            [*binary, "-C", str(conf), *metrics],
-                            tree,
-                            mount_point,
-                            work,
-                            marker,
-                            where,
-                            args.ticks,
-                            args.warmup,
-                            args.first_tick_timeout,
-                            args.budget,
-                            subtract_interval=name == "upstream",
-                            env=envs[name],
-                            observe_port=port,
-                        )
-                        row[name] = res.__dict__
-                        shutil.rmtree(work, ignore_errors=True)
-                        _print_run(kind, size, depth, name, res)
+                    order = list(daemons.items())
+                    for attempt in range(args.repeat):
+                        for name, binary in order if attempt % 2 == 0 else order[::-1]:
+                            work = base / f"{name}-{kind}-{size}-{depth}"
+                            observe = name.startswith("observed")
+                            port = 19101 if observe else None
+                            metrics = ["--metrics-address", f"127.0.0.1:{port}"] if observe else []
+                            res = run_daemon(
+                                [*binary, "-C", str(conf), *metrics],
+                                tree,
+                                mount_point,
+                                work,
+                                marker,
+                                where,
+                                args.ticks,
+                                args.warmup,
+                                args.first_tick_timeout,
+                                args.budget,
+                                subtract_interval=name == "upstream",
+                                env=envs[name],
+                                observe_port=port,
+                            )
+                            row[name if attempt == 0 else f"{name}#{attempt}"] = res.__dict__
+                            shutil.rmtree(work, ignore_errors=True)
+                            _print_run(kind, size, depth, name, res)
                     results.append(row)
                 shutil.rmtree(tree, ignore_errors=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     print()
     _print_table(results, "upstream" in daemons)
+    if args.observe:
+        _print_observe(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0
@@ -657,7 +681,7 @@ def _env(name: str, base: Path, src: str) -> dict[str, str]:
     compiling every module at start (pip compiles at install; this checkout may run
     with PYTHONDONTWRITEBYTECODE), kept in the bench's own directory."""
     env = dict(os.environ)
-    if name == "ours":
+    if name == "ours" or name.startswith("observed"):
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = str(base / "pycache")
         env["PYTHONPATH"] = src
@@ -727,6 +751,46 @@ def _print_table(results: list[dict[str, object]], with_upstream: bool) -> None:
         "\n* upstream sleeps one interval before its first tick; shown without it. "
         "Ratios are ours/upstream (lower is better for us)."
     )
+
+
+def _print_observe(results: list[dict[str, object]]) -> None:
+    """Per daemon (plain, observed, observed-old): every run's CPU and wall per tick,
+    their mean, and the mean's change against the plain runs."""
+    print(
+        "\n| config | leaves | daemon | wall/tick runs | mean | vs plain | CPU/tick mean | vs plain |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for row in results:
+        runs: dict[str, list[Result]] = {}
+        for key, value in row.items():
+            if isinstance(value, dict):
+                runs.setdefault(key.split("#")[0], []).append(Result(**value))
+        means = {
+            name: (
+                _mean([r.wall_s for r in rs]),
+                _mean([r.cpu_s for r in rs]),
+            )
+            for name, rs in runs.items()
+        }
+        plain = means.get("ours", (None, None))
+        for name, rs in runs.items():
+            wall, cpu = means[name]
+            print(
+                f"| {row['config']} | {row['leaves']:,} | {name} "
+                f"| {' '.join(_fmt_s(r.wall_s) for r in rs)} | {_fmt_s(wall)} "
+                f"| {_pct(wall, plain[0])} | {_fmt_s(cpu)} | {_pct(cpu, plain[1])} |"
+            )
+
+
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
+def _pct(value: float | None, base: float | None) -> str:
+    if value is None or not base:
+        return "-"
+    return f"{(value / base - 1) * 100:+.1f} %"
 
 
 if __name__ == "__main__":

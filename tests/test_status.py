@@ -143,3 +143,111 @@ def test_state_snapshot_sees_a_detector_timer_change(harness: Harness) -> None:
     assert _state(engine) != before
     timer.since = saved
     assert _state(engine) == before
+
+
+OTHER_PLUGINS = {
+    "rulesets": [
+        ruleset(
+            "misc",
+            [
+                (
+                    "dying",
+                    [plugin("nr_dying_descendants", cgroup="work.slice/*", count="3", lte="false")],
+                ),
+                (
+                    "trigger",
+                    [
+                        plugin(
+                            "pressure_trigger",
+                            cgroup="work.slice/*",
+                            resource="memory",
+                            stall_ms="10",
+                            window_ms="1000",
+                        )
+                    ],
+                ),
+                ("reclaim", [plugin("memory_reclaim", cgroup="work.slice/*", duration="2")]),
+                ("always", [plugin("continue")]),
+            ],
+            [
+                plugin("dump_cgroup_overview", cgroup="work.slice/*", always="true"),
+                plugin("senpai", cgroup="work.slice/*", interval="1"),
+            ],
+        ),
+        ruleset("panic", [("never", [plugin("stop")])], [plugin("kernel_panic")]),
+        ruleset(
+            "restart",
+            [("always", [plugin("continue")])],
+            [plugin("systemd_restart", service="x.service", dry="true", post_action_delay="0")],
+        ),
+    ]
+}
+
+
+def _populate_other(tree: FakeTree, step: int) -> None:
+    if step == 0:
+        tree.cgroup("work.slice")
+    for i in range(3):
+        tree.cgroup(
+            f"work.slice/cg{i}",
+            current=(100 + 10 * step) << 20,
+            high=str(200 << 20) if step == 0 else None,
+            pressure=(5.0 * i, 5.0 * i, 5.0 * i),
+            stat={
+                "anon": 50 << 20,
+                "active_file": 10 << 20,
+                "inactive_file": 10 << 20,
+                "pgscan": 1000 * step * i,
+            },
+            nr_dying=step * i,
+            populated=True,
+        )
+
+
+def test_explain_of_the_other_plugins_changes_no_state(tree: FakeTree, proc: Any) -> None:
+    """As above, for every other plugin with an ``explain``: what they say comes from
+    the state their runs left, and saying it changes none of it. (No control engine
+    on the same tree: senpai writes memory.high, two would disturb each other.)"""
+    _populate_other(tree, 0)
+    asked = Harness(tree, proc)
+    asked.load(OTHER_PLUGINS, dry_run=True)
+    assert asked.engine is not None
+    views: dict[str, dict[str, Any]] = {}
+    for step in range(6):
+        _populate_other(tree, step)
+        asked.tick()
+        before = _state(asked.engine)
+        high = tree.path("work.slice/cg0").joinpath("memory.high").read_text()
+        doc = evaluate(asked.engine, asked.ctx)
+        evaluate(asked.engine, asked.ctx, top=10)
+        assert _state(asked.engine) == before, f"explain changed the engine's state at {step}"
+        assert tree.path("work.slice/cg0").joinpath("memory.high").read_text() == high
+        for rs in doc["rulesets"]:
+            for group in rs["detector_groups"]:
+                for view in group["detectors"]:
+                    views[view["name"]] = view
+            for view in rs["actions"]:
+                views[view["name"]] = view
+    for name in (
+        "nr_dying_descendants",
+        "pressure_trigger",
+        "memory_reclaim",
+        "continue",
+        "stop",
+        "dump_cgroup_overview",
+        "senpai",
+        "kernel_panic",
+        "systemd_restart",
+    ):
+        assert "error" not in views[name], views[name]
+        assert len(views[name]) > 1, f"{name} explains nothing"
+    # The last tick: cg1 is the first with more than 3 dying descendants (5), pgscan
+    # grew, every cgroup is logged, senpai tracks all three.
+    dying = views["nr_dying_descendants"]
+    assert (dying["reading"], dying["over"], dying["cgroup"]) == (5, True, "work.slice/cg1")
+    assert views["memory_reclaim"]["over"] is True
+    assert views["memory_reclaim"]["reading"] == 5000 * 1 + 5000 * 2
+    assert views["dump_cgroup_overview"]["would_log"] == 3
+    senpai = views["senpai"]
+    assert senpai["tracked_count"] == 3
+    assert {t["cgroup"] for t in senpai["tracked"]} == {f"work.slice/cg{i}" for i in range(3)}
