@@ -768,7 +768,7 @@ def _print_observe(results: list[dict[str, object]]) -> None:
     """Per daemon (plain, observed, observed-old): every run's CPU and wall per tick,
     their mean, and the mean's change against the plain runs."""
     print(
-        "\n| config | leaves | daemon | wall/tick runs | mean | vs plain | CPU/tick mean | vs plain |"
+        "\n| config | leaves | daemon | tick-thread CPU/tick, each run | mean | vs plain | process CPU/tick mean | vs plain |"
     )
     print("|---|---|---|---|---|---|---|---|")
     for row in results:
