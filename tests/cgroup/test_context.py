@@ -315,6 +315,27 @@ def test_failed_read_is_cached_for_the_tick(tree: FakeTree, ctx: OomdContext) ->
     assert c.anon_usage() == 5
 
 
+def test_rarely_read_fields_are_cached_for_the_tick_like_the_others(
+    tree: FakeTree, ctx: OomdContext
+) -> None:
+    """The fields outside the context's own slots (kept in a record made on first use,
+    bench/README.md) are memoized per tick exactly like the ones inside."""
+    tree.cgroup("a")
+    tree.set_current("a", 5 << 20)
+    tree.write("a", "memory.swap.current", "7\n")
+    c = cg(ctx, "a")
+    assert c.current_usage() == 5 << 20
+    assert not c.is_cached("swap_usage")
+    assert c.swap_usage() == 7
+    assert c.is_cached("swap_usage") and c.is_cached("current_usage")
+    tree.write("a", "memory.swap.current", "9\n")
+    assert c.swap_usage() == 7
+    ctx.refresh()
+    c = cg(ctx, "a")
+    assert not c.is_cached("swap_usage") and not c.is_cached("current_usage")
+    assert c.swap_usage() == 9
+
+
 def test_same_object_while_touched_every_tick(tree: FakeTree, ctx: OomdContext) -> None:
     """Reference 4.3: one cgroup object per path, kept across ticks."""
     tree.cgroup("a")
