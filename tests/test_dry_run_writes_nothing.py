@@ -55,6 +55,7 @@ def roles() -> list[tuple[str, str]]:
         if name in FLOW:
             continue
         cls = registry.get(name)
+        assert cls is not None
         if issubclass(cls, Detector):
             found.append((name, "detector"))
         if issubclass(cls, Action):
