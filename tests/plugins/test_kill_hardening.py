@@ -158,3 +158,32 @@ def test_read_counter_is_total() -> None:
     assert read_counter(b"9" * 4300) == 0
     assert read_counter(str(2**64).encode()) == 0
     assert read_counter(os.urandom(64)) >= 0
+
+
+@pytest.mark.parametrize("plugin_name", ["kill_by_memory_size_or_growth", "kill_by_pressure"])
+def test_a_memory_current_beyond_int64_is_unavailable_not_an_error(
+    harness: Harness, spawner: Spawner, plugin_name: str
+) -> None:
+    """Found by the tree fuzzer: a 4,000-digit memory.current (under int()'s limit) made
+    the growth average's float arithmetic raise OverflowError in every kill plugin, every
+    tick. Out of int64 is stoll's out_of_range: unavailable."""
+    h = harness
+    victim = spawner.sleeper()
+    leaf(h, "workload.slice/a", 100, [victim.pid])
+    leaf(h, "workload.slice/huge", 100, [])
+    h.tree.write("workload.slice/huge", "memory.current", "9" * 4000 + "\n")
+    extra = {"resource": "memory"} if plugin_name == "kill_by_pressure" else {}
+    h.load(
+        {
+            "rulesets": [
+                ruleset(
+                    "r",
+                    [("g", [plugin("continue")])],
+                    [plugin(plugin_name, cgroup="workload.slice/*", **extra)],
+                )
+            ]
+        }
+    )
+    h.tick(2)
+    assert not h.stats.get("oomd.plugin_errors")
+    assert victims(h) == ["workload.slice/a"]

@@ -104,10 +104,10 @@ def build_tree(rng: random.Random, tree: FakeTree) -> None:
                     memory_files=rng.random() < 0.8,
                 )
                 tree.write(rel, "cgroup.procs", _procs(rng))
+                if rng.random() < 0.5:
+                    tree.write(rel, "cgroup.kill", "")
             except OSError:
                 continue  # an earlier round put a directory where a file goes
-            if rng.random() < 0.5:
-                tree.write(rel, "cgroup.kill", "")
             for _ in range(rng.randrange(0, 4)):
                 name = rng.choice(FILES)
                 target = tree.path(rel) / name
