@@ -20,6 +20,7 @@ from oomd.engine.args import parse_bool, parse_cgroups, parse_unsigned_int, requ
 from oomd.engine.plugin import Action, Arg, PluginRet, arg
 from oomd.engine.prekill import PrekillHookInvocation
 from oomd.kill import new_kill_uuid, record_kill_done, record_kill_start
+from oomd.trusted import Untrusted, read_root_owned
 
 #: Context dumps show at most this many cgroups unless the plugin's ``debug`` is set
 #: (upstream dumps every non-negligible candidate, which at 10,000 cgroups is 60,000
@@ -28,8 +29,8 @@ DUMP_LIMIT = 10
 #: ... found among at most this many of the best-ranked candidates.
 DUMP_SCAN_LIMIT = 100
 
-#: What ``log_kmemalloc_prekill`` copies to kmsg (upstream's literal path).
-KMEMALLOC_PROFILER = "/tmp/oomd_kmemalloc_profiler"
+#: At most this much of the kmemalloc profile is copied to kmsg after a kill.
+KMEMALLOC_LIMIT = 1 << 20
 
 
 def fmt_float(value: float) -> str:
@@ -445,12 +446,18 @@ class KillPlugin(Action):
             log.info(line)
 
     def _copy_kmemalloc_profile(self) -> None:
+        """Copy the profile to kmsg: only a regular file owned by root, never through a
+        symlink, never blocking on a FIFO planted at the fixed path in /tmp."""
+        path = self.env.host.kmemalloc_profiler
         try:
-            with open(KMEMALLOC_PROFILER, encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    self.env.kmsg.write(line.rstrip("\n"), "")
-        except OSError:
-            pass
+            data = read_root_owned(path, KMEMALLOC_LIMIT)
+        except FileNotFoundError:
+            return
+        except (OSError, Untrusted) as e:
+            log.info(f"Not copying {path}: {e}")
+            return
+        for line in data.decode("utf-8", errors="replace").splitlines():
+            self.env.kmsg.write(line, "")
 
 
 #: KillPlugin's args, for kill plugins that still list ``args = (*KILL_ARGS, ...)``
