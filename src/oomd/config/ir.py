@@ -54,6 +54,8 @@ class ConfigIR(NamedTuple):
     source: str = "<config>"
     #: Non-fatal findings of the parser (e.g. ignored trailing content).
     warnings: tuple[str, ...] = ()
+    #: Top-level ``protected_cgroups`` (ours): cgroup patterns no plugin ever kills.
+    protected_cgroups: tuple[str, ...] = ()
 
     def dump(self) -> list[str]:
         """Upstream's IR dump lines (logged after parsing; cosmetic)."""

@@ -96,8 +96,7 @@ def check_args(sig: str, grace: float, error: Callable[[str, str], Exception]) -
     if sig != SIGKILL and grace <= 0:
         raise error(
             "grace_period",
-            f"kill_signal {sig} needs a grace_period > 0 (seconds "
-            "to wait before SIGKILL)",
+            f"kill_signal {sig} needs a grace_period > 0 (seconds to wait before SIGKILL)",
         )
 
 
