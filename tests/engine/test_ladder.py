@@ -351,7 +351,7 @@ def test_largest_process_mode_kills_an_oom_group_whole(h: Harness, killer: Signa
         ({"kill_mode": "process"}, "must be one of 'cgroup', 'largest_process'"),
     ],
 )
-def test_bad_ladder_args_are_config_errors(h: Harness, args: dict[str, str], message: str) -> None:
+def test_bad_ladder_args_are_config_errors(h: Harness, args: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as e:
         load(h, **args)
     assert message in "\n".join(e.value.problems)
