@@ -36,6 +36,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -358,8 +359,11 @@ def run_daemon(
     budget: float,
     subtract_interval: bool,
     env: dict[str, str] | None = None,
+    observe_port: int | None = None,
 ) -> Result:
-    """Start one daemon on ``tree`` and measure it (see the module docstring)."""
+    """Start one daemon on ``tree`` and measure it (see the module docstring).
+    ``observe_port``: the daemon serves metrics there, and a client asks it for
+    ``oomd status`` and scrapes ``/metrics`` once a second while it is measured."""
     work.mkdir(parents=True, exist_ok=True)
     kmsg = work / "kmsg"
     kmsg.touch()
@@ -417,6 +421,13 @@ def run_daemon(
                 result.note = "exited during warm-up"
                 return result
             time.sleep(0.002)
+        stop_observing = threading.Event()
+        if observe_port is not None:
+            threading.Thread(
+                target=_observe,
+                args=(work / "run" / "oomd-status.socket", observe_port, stop_observing),
+                daemon=True,
+            ).start()
         start_count = counter.count
         cpu0, sched0, t0 = _cpu_ticks(pid), _sched_ns(pid), time.time()
         end = t0 + budget
@@ -444,6 +455,7 @@ def run_daemon(
             result.wall_s = (sched1 - sched0) / 1e9 / measured
             result.period_wall_s = (t1 - t0) / measured - INTERVAL
         result.hwm_mib = _hwm_kib(pid) / 1024
+        stop_observing.set()
         return result
     finally:
         if proc.poll() is None:
@@ -453,6 +465,25 @@ def run_daemon(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def _observe(status_socket: Path, port: int, stop: threading.Event) -> None:
+    """``oomd status`` and a Prometheus scrape, once a second, until ``stop``."""
+    import socket
+    import urllib.request
+
+    while not stop.wait(1.0):
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(10)
+                sock.connect(str(status_socket))
+                sock.sendall(b"status 3\n")
+                while sock.recv(65536):
+                    pass
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+                r.read()
+        except OSError as e:
+            print(f"observe: {e}", file=sys.stderr)
 
 
 def _tail(path: Path) -> str:
@@ -497,6 +528,11 @@ def main() -> int:
         type=float,
         default=150.0,
         help="give up on a daemon that has not finished a tick after this long",
+    )
+    parser.add_argument(
+        "--observe",
+        action="store_true",
+        help="ours with --metrics-address, asked for status and scraped every second",
     )
     parser.add_argument("--no-upstream", action="store_true")
     parser.add_argument("--only-upstream", action="store_true")
@@ -566,8 +602,11 @@ def main() -> int:
                     row: dict[str, object] = {"config": kind, "leaves": size, "depth": depth}
                     for name, binary in daemons.items():
                         work = base / f"{name}-{kind}-{size}-{depth}"
+                        observe = args.observe and name == "ours"
+                        port = 19101 if observe else None
+                        metrics = ["--metrics-address", f"127.0.0.1:{port}"] if observe else []
                         res = run_daemon(
-                            [*binary, "-C", str(conf)],
+                            [*binary, "-C", str(conf), *metrics],
                             tree,
                             mount_point,
                             work,
@@ -579,6 +618,7 @@ def main() -> int:
                             args.budget,
                             subtract_interval=name == "upstream",
                             env=envs[name],
+                            observe_port=port,
                         )
                         row[name] = res.__dict__
                         shutil.rmtree(work, ignore_errors=True)

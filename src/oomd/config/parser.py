@@ -15,7 +15,7 @@ from oomd.trusted import read_regular
 
 #: The keys upstream reads at each level; any other key is ignored (by upstream too),
 #: so we warn about it, naming the closest known key (docs/compatibility.md).
-TOP_KEYS = ("rulesets", "prekill_hooks", "protected_cgroups")
+TOP_KEYS = ("rulesets", "prekill_hooks", "postkill_hooks", "protected_cgroups")
 RULESET_KEYS = (
     "name",
     "detectors",
@@ -200,10 +200,21 @@ def parse_config(text: str, source: str = "<config>") -> ConfigIR:
         parser.plugin(h, f"prekill hook #{i + 1}")
         for i, h in enumerate(_members(root.get("prekill_hooks")))
     )
+    postkill = tuple(
+        parser.plugin(h, f"postkill hook #{i + 1}")
+        for i, h in enumerate(_members(root.get("postkill_hooks")))
+    )
     protected = _protected(parser, root.get("protected_cgroups"))
     if parser.problems:
         raise ConfigError(parser.problems)
-    return ConfigIR(tuple(rulesets), hooks, source, tuple(warnings + parser.warnings), protected)
+    return ConfigIR(
+        tuple(rulesets),
+        hooks,
+        source,
+        tuple(warnings + parser.warnings),
+        postkill_hooks=postkill,
+        protected_cgroups=protected,
+    )
 
 
 def _protected(parser: _Parser, value: JsonValue) -> tuple[str, ...]:

@@ -173,3 +173,16 @@ class KillMemoryGrowth(KillPlugin):
             f"{head} based on effective usage of {target.effective_usage() or 0}MB "
             f"with kill preference {preference}"
         )
+
+    def rank_numbers(
+        self, ctx: OomdContext, cg: CgroupContext, peers: list[CgroupContext]
+    ) -> dict[str, Any]:
+        phase, _ = self._ranking(peers)(cg)
+        return {
+            "phase": phase.name.lower(),
+            "usage": cg.current_usage() or 0,
+            "protection": cg.memory_protection() or 0,
+            "effective_usage": cg.effective_usage() or 0,
+            "growth": to_float32(cg.memory_growth() or 0.0),
+            "preference": cg.kill_preference().name,
+        }
