@@ -31,6 +31,9 @@ REQUIRED = {
     "avoid_xattr",
     "dry_run",
     "daemon_under_own_pressure",
+    "ladder_clean_exit",
+    "ladder_escalated",
+    "sigkill_baseline",
 }
 
 

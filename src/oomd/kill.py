@@ -268,7 +268,13 @@ class Killer:
             if pass_number + 1 < MAX_PASSES:
                 self._wait_for_exit([pidfds[p] for p in killed_now])
 
-    def _signal_cgroup(self, directory: str, pidfds: dict[int, int]) -> list[int]:
+    def _signal_cgroup(
+        self,
+        directory: str,
+        pidfds: dict[int, int],
+        sig: int = signal.SIGKILL,
+        verb: str = "Killed",
+    ) -> list[int]:
         """One pass over one cgroup: returns the pids newly signalled."""
         listed = read_pids(directory)
         if not listed:
@@ -302,7 +308,7 @@ class Killer:
         killed: list[int] = []
         for pid, fd in opened.items():
             try:
-                signal.pidfd_send_signal(fd, signal.SIGKILL)
+                signal.pidfd_send_signal(fd, sig)
             except OSError as e:
                 entries[pid] += f"[E{e.errno}]"
                 os.close(fd)
@@ -317,8 +323,69 @@ class Killer:
         for i in range(0, len(labels), LOG_BATCH):
             batch = labels[i : i + LOG_BATCH]
             n = sum(1 for label in batch if not label.endswith("]"))
-            log.info(f"Killed {n}: {' '.join(batch)}")
+            log.info(f"{verb} {n}: {' '.join(batch)}")
         return killed
+
+    # -- a gentler first signal (the kill ladder, oomd.engine.ladder) ---------------
+
+    def signal(self, cgroup_dir: str, sig: int) -> KillReport:
+        """Send ``sig`` (e.g. SIGTERM) once to every process of ``cgroup_dir`` and its
+        descendants, through pidfds as the SIGKILL path does (a recycled pid is never
+        signalled); no waiting, no reaping. ``killed`` counts the processes signalled."""
+        pidfds: dict[int, int] = {}
+        report = KillReport()
+        name = signal.Signals(sig).name
+        try:
+            for directory in walk(cgroup_dir):
+                report.pids.extend(self._signal_cgroup(directory, pidfds, sig, f"Sent {name} to"))
+        finally:
+            for fd in pidfds.values():
+                os.close(fd)
+        report.killed = len(report.pids)
+        return report
+
+    def signal_process(self, cgroup_dir: str, pid: int, sig: int) -> KillReport:
+        """Send ``sig`` to one process of ``cgroup_dir`` or its descendants, through a
+        pidfd opened before the pid is checked to be still listed there; ``killed`` is
+        1 when it was signalled."""
+        report = KillReport()
+        if pid in self.protected_pids:
+            report.error = f"pid {pid} is oomd itself"
+            return report
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError as e:
+            report.error = f"pidfd_open({pid}): {e.strerror}"
+            return report
+        try:
+            if not any(pid in (read_pids(d) or ()) for d in walk(cgroup_dir)):
+                report.error = f"pid {pid} left {cgroup_dir}"
+                return report
+            stat = proc_stat(pid, self.proc_root)
+            signal.pidfd_send_signal(fd, sig)
+        except OSError as e:
+            report.error = f"signalling {pid}: {e.strerror}"
+            return report
+        finally:
+            os.close(fd)
+        log.info(f"Sent {signal.Signals(sig).name} to 1: {pid}({stat[0] if stat else '?'})")
+        report.killed = 1
+        report.pids = [pid]
+        return report
+
+    def largest_process(self, cgroup_dir: str) -> tuple[int, str, int] | None:
+        """(pid, its cgroup directory, RSS + swap in bytes) of the biggest process of
+        ``cgroup_dir`` and its descendants (``VmRSS`` + ``VmSwap`` of
+        ``/proc/<pid>/status``), or None when it has none that can be read."""
+        best: tuple[int, str, int] | None = None
+        for directory in walk(cgroup_dir):
+            for pid in read_pids(directory) or ():
+                if pid in self.protected_pids:
+                    continue
+                size = _rss_and_swap(pid, self.proc_root)
+                if size is not None and (best is None or size > best[2]):
+                    best = (pid, directory, size)
+        return best
 
     def _wait_for_exit(self, fds: list[int]) -> None:
         """Wait (at most ``wait_exit`` seconds) until every pidfd reports an exit."""
@@ -377,6 +444,21 @@ class _Reaper:
     def finish(self) -> int:
         log.info(f"Reaped {self.reaped} processes in {int(self.seconds * 1000)}ms")
         return self.reaped
+
+
+def _rss_and_swap(pid: int, proc_root: str) -> int | None:
+    """``VmRSS`` + ``VmSwap`` of a process in bytes; None for a kernel thread, a zombie
+    or a process gone."""
+    data = fs.read_bytes(f"{proc_root}/{pid}/status")
+    if data is None:
+        return None
+    total: int | None = None
+    for line in data.splitlines():
+        if line.startswith((b"VmRSS:", b"VmSwap:")):
+            fields = line.split()
+            if len(fields) >= 2 and fields[1].isdigit():
+                total = (total or 0) + (int(fields[1]) << 10)
+    return total
 
 
 def _has_exited(pidfd: int) -> bool:
