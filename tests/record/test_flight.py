@@ -62,7 +62,9 @@ def test_window_is_bounded_in_time_and_size(tmp_path: Path) -> None:
         h.tick()
         recorder.end_tick()
         if t in (99, 199):
+            recorder.sync()
             sizes.append(live.stat().st_size)
+    recorder.sync()
     trace = Trace(str(live))
     span = trace.ticks[-1][1] - trace.ticks[0][1]
     assert 20 <= span <= 20 + recorder.prune_every + 1
@@ -85,6 +87,7 @@ def test_a_kill_writes_its_incident_after_the_tail(tmp_path: Path) -> None:
         h.tree.set_pressure("workload.slice", 80 if t == 40 else 0)
         h.tick()
         recorder.end_tick()
+        recorder.sync()
         if t == 40:
             assert len(h.kills) == 1 and recorder.pending
         if t == 49:
