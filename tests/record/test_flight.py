@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from oomd.cgroup.mount import controllers
+from oomd.config.default_policy import default_policy
+from oomd.config.host_policy import HostFacts, adapt_policy, to_json
 from oomd.recorder import LIVE_NAME, FlightRecorder, trace_meta
 from oomd.replay import run_replay
 from oomd.trace import Trace
@@ -143,3 +146,25 @@ def test_daemon_records_its_kill_and_replay_reproduces_it(
     [kill] = result.kills
     assert kill.tick == event.tick
     assert kill.line == event.line.replace("killer:", "killer:(dry)")
+
+
+def test_daemon_on_the_default_policy_records_the_policy_fitted_to_the_host(
+    tree: FakeTree, tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    tree.cgroup("workload.slice", pressure=(0, 0, 0), current=MIB)
+    record_dir = tmp_path / "rec"
+    argv = [*our_oomd(), "-i", "1", "--dry-run", "-D", str(tmp_path / "run")]
+    argv += ["--record-dir", str(record_dir), "--record-keep", "4"]
+    daemon = Daemon(argv, tree.root, tmp_path)
+    daemons.append(daemon)
+    assert daemon.wait_for(lambda: "Running oomd" in daemon.stderr()), daemon.stderr()
+    daemon.stop(signal.SIGTERM)
+    trace = Trace(str(record_dir / LIVE_NAME))
+    fitted, notes = adapt_policy(
+        default_policy(), HostFacts(str(tree.root), controllers(str(tree.root)))
+    )
+    assert notes, "the fake tree lacks what the built-in policy names: it is fitted"
+    assert json.loads(trace.meta["config"]) == to_json(fitted)
+    # The host files are in every trace, read or not by the config.
+    files = {name for cid, name, key in trace.series.values() if cid is None}
+    assert {"meminfo", "vmstat", "pressure/memory"} <= files, files
