@@ -36,6 +36,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -299,6 +300,13 @@ def _sched_ns(pid: int) -> int:
     return int(run) + int(wait)
 
 
+def _oncpu_ns(pid: int) -> int:
+    """On-CPU time of the main (tick) thread only: what a tick costs, whatever else
+    runs on the machine."""
+    with open(f"/proc/{pid}/task/{pid}/schedstat", encoding="ascii") as f:
+        return int(f.read().split()[0])
+
+
 def _hwm_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status", encoding="ascii") as f:
         for line in f:
@@ -338,6 +346,7 @@ class Result:
     ticks: int = 0
     cpu_s: float | None = None
     wall_s: float | None = None
+    thread_cpu_s: float | None = None
     period_wall_s: float | None = None
     hwm_mib: float | None = None
     first_tick_s: float | None = None
@@ -358,8 +367,11 @@ def run_daemon(
     budget: float,
     subtract_interval: bool,
     env: dict[str, str] | None = None,
+    observe_port: int | None = None,
 ) -> Result:
-    """Start one daemon on ``tree`` and measure it (see the module docstring)."""
+    """Start one daemon on ``tree`` and measure it (see the module docstring).
+    ``observe_port``: the daemon serves metrics there, and a client asks it for
+    ``oomd status`` and scrapes ``/metrics`` once a second while it is measured."""
     work.mkdir(parents=True, exist_ok=True)
     kmsg = work / "kmsg"
     kmsg.touch()
@@ -417,8 +429,16 @@ def run_daemon(
                 result.note = "exited during warm-up"
                 return result
             time.sleep(0.002)
+        stop_observing = threading.Event()
+        if observe_port is not None:
+            threading.Thread(
+                target=_observe,
+                args=(work / "run" / "oomd-status.socket", observe_port, stop_observing),
+                daemon=True,
+            ).start()
         start_count = counter.count
         cpu0, sched0, t0 = _cpu_ticks(pid), _sched_ns(pid), time.time()
+        oncpu0 = oncpu1 = _oncpu_ns(pid)
         end = t0 + budget
         cpu1, sched1, t1, count = cpu0, sched0, t0, start_count
         while True:
@@ -426,6 +446,7 @@ def run_daemon(
             if n != count:
                 count = n
                 cpu1, sched1, t1 = _cpu_ticks(pid), _sched_ns(pid), time.time()
+                oncpu1 = _oncpu_ns(pid)
                 if n - start_count >= ticks:
                     break
             if proc.poll() is not None:
@@ -442,8 +463,10 @@ def run_daemon(
         if measured > 0:
             result.cpu_s = (cpu1 - cpu0) / CLK_TCK / measured
             result.wall_s = (sched1 - sched0) / 1e9 / measured
+            result.thread_cpu_s = (oncpu1 - oncpu0) / 1e9 / measured
             result.period_wall_s = (t1 - t0) / measured - INTERVAL
         result.hwm_mib = _hwm_kib(pid) / 1024
+        stop_observing.set()
         return result
     finally:
         if proc.poll() is None:
@@ -453,6 +476,25 @@ def run_daemon(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def _observe(status_socket: Path, port: int, stop: threading.Event) -> None:
+    """``oomd status`` and a Prometheus scrape, once a second, until ``stop``."""
+    import socket
+    import urllib.request
+
+    while not stop.wait(1.0):
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(10)
+                sock.connect(str(status_socket))
+                sock.sendall(b"status 3\n")
+                while sock.recv(65536):
+                    pass
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+                r.read()
+        except OSError as e:
+            print(f"observe: {e}", file=sys.stderr)
 
 
 def _tail(path: Path) -> str:
@@ -497,6 +539,24 @@ def main() -> int:
         type=float,
         default=150.0,
         help="give up on a daemon that has not finished a tick after this long",
+    )
+    parser.add_argument(
+        "--observe",
+        action="store_true",
+        help="also run ours with --metrics-address, asked for status and scraped every "
+        "second ('observed'), right after the plain run on the same tree",
+    )
+    parser.add_argument(
+        "--observe-src",
+        default=None,
+        help="with --observe: also run an observed daemon from this source dir "
+        "('observed-old', e.g. the previous version unpacked with git archive)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each daemon this many times per tree, alternating their order",
     )
     parser.add_argument("--no-upstream", action="store_true")
     parser.add_argument("--only-upstream", action="store_true")
@@ -547,7 +607,14 @@ def main() -> int:
 
     results: list[dict[str, object]] = []
     base = Path(tempfile.mkdtemp(prefix="oomd-bench-", dir=args.dir))
-    envs = {name: _env(name, base, args.src) for name in daemons}
+    srcs = {name: args.src for name in daemons}
+    if args.observe and "ours" in daemons:
+        daemons["observed"] = daemons["ours"]
+        srcs["observed"] = args.src
+        if args.observe_src:
+            daemons["observed-old"] = daemons["ours"]
+            srcs["observed-old"] = args.observe_src
+    envs = {name: _env(name, base, srcs[name]) for name in daemons}
     try:
         if "ours" in daemons:
             _warm_up(daemons["ours"], kinds, base, mount_point, envs["ours"])
@@ -564,31 +631,39 @@ def main() -> int:
                     else:
                         marker, where = b"oomd kill: ", "kmsg"
                     row: dict[str, object] = {"config": kind, "leaves": size, "depth": depth}
-                    for name, binary in daemons.items():
-                        work = base / f"{name}-{kind}-{size}-{depth}"
-                        res = run_daemon(
-                            [*binary, "-C", str(conf)],
-                            tree,
-                            mount_point,
-                            work,
-                            marker,
-                            where,
-                            args.ticks,
-                            args.warmup,
-                            args.first_tick_timeout,
-                            args.budget,
-                            subtract_interval=name == "upstream",
-                            env=envs[name],
-                        )
-                        row[name] = res.__dict__
-                        shutil.rmtree(work, ignore_errors=True)
-                        _print_run(kind, size, depth, name, res)
+                    order = list(daemons.items())
+                    for attempt in range(args.repeat):
+                        for name, binary in order if attempt % 2 == 0 else order[::-1]:
+                            work = base / f"{name}-{kind}-{size}-{depth}"
+                            observe = name.startswith("observed")
+                            port = 19101 if observe else None
+                            metrics = ["--metrics-address", f"127.0.0.1:{port}"] if observe else []
+                            res = run_daemon(
+                                [*binary, "-C", str(conf), *metrics],
+                                tree,
+                                mount_point,
+                                work,
+                                marker,
+                                where,
+                                args.ticks,
+                                args.warmup,
+                                args.first_tick_timeout,
+                                args.budget,
+                                subtract_interval=name == "upstream",
+                                env=envs[name],
+                                observe_port=port,
+                            )
+                            row[name if attempt == 0 else f"{name}#{attempt}"] = res.__dict__
+                            shutil.rmtree(work, ignore_errors=True)
+                            _print_run(kind, size, depth, name, res)
                     results.append(row)
                 shutil.rmtree(tree, ignore_errors=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     print()
     _print_table(results, "upstream" in daemons)
+    if args.observe:
+        _print_observe(results)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0
@@ -617,7 +692,7 @@ def _env(name: str, base: Path, src: str) -> dict[str, str]:
     compiling every module at start (pip compiles at install; this checkout may run
     with PYTHONDONTWRITEBYTECODE), kept in the bench's own directory."""
     env = dict(os.environ)
-    if name == "ours":
+    if name == "ours" or name.startswith("observed"):
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = str(base / "pycache")
         env["PYTHONPATH"] = src
@@ -687,6 +762,46 @@ def _print_table(results: list[dict[str, object]], with_upstream: bool) -> None:
         "\n* upstream sleeps one interval before its first tick; shown without it. "
         "Ratios are ours/upstream (lower is better for us)."
     )
+
+
+def _print_observe(results: list[dict[str, object]]) -> None:
+    """Per daemon (plain, observed, observed-old): every run's CPU and wall per tick,
+    their mean, and the mean's change against the plain runs."""
+    print(
+        "\n| config | leaves | daemon | tick-thread CPU/tick, each run | mean | vs plain | process CPU/tick mean | vs plain |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for row in results:
+        runs: dict[str, list[Result]] = {}
+        for key, value in row.items():
+            if isinstance(value, dict):
+                runs.setdefault(key.split("#")[0], []).append(Result(**value))
+        means = {
+            name: (
+                _mean([r.thread_cpu_s for r in rs]),
+                _mean([r.cpu_s for r in rs]),
+            )
+            for name, rs in runs.items()
+        }
+        plain = means.get("ours", (None, None))
+        for name, rs in runs.items():
+            wall, cpu = means[name]
+            print(
+                f"| {row['config']} | {row['leaves']:,} | {name} "
+                f"| {' '.join(_fmt_s(r.thread_cpu_s) for r in rs)} | {_fmt_s(wall)} "
+                f"| {_pct(wall, plain[0])} | {_fmt_s(cpu)} | {_pct(cpu, plain[1])} |"
+            )
+
+
+def _mean(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else None
+
+
+def _pct(value: float | None, base: float | None) -> str:
+    if value is None or not base:
+        return "-"
+    return f"{(value / base - 1) * 100:+.1f} %"
 
 
 if __name__ == "__main__":

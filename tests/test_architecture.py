@@ -27,6 +27,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "oomd.recorder",
             "oomd.replay",
             "oomd.report",
+            "oomd.observe",
+            "oomd.metrics",
         ),
     ),
     ("config", ("oomd.config", "oomd.dropin")),
@@ -34,7 +36,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("public API", ("oomd.plugin",)),
     ("engine", ("oomd.engine",)),
     ("host", ("oomd.cgroup", "oomd.kill", "oomd.dbus", "oomd.host")),
-    ("side", ("oomd.stats", "oomd.inotify", "oomd.notify", "oomd.trace")),
+    ("side", ("oomd.stats", "oomd.inotify", "oomd.notify", "oomd.trace", "oomd.events")),
     ("base", ("oomd", "oomd.cnum", "oomd.log", "oomd.libc", "oomd.trusted")),
 ]
 

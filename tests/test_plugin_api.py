@@ -20,7 +20,7 @@ from tests.support.harness import Harness
 PLUGINS_DIR = Path(api.__file__).parent / "plugins"
 
 #: Modules under oomd/plugins that implement the API or the registry, not plugins.
-NOT_PLUGINS = {"__init__.py", "registry.py", "prekill_hooks.py"}
+NOT_PLUGINS = {"__init__.py", "registry.py", "prekill_hooks.py", "postkill_hooks.py"}
 #: Internal modules whose plugin-facing names oomd.plugin re-exports.
 CONTRACT_MODULES = {
     "oomd.engine.plugin",

@@ -44,6 +44,12 @@ extensions (not in upstream oomd):
   --plugin-dir DIR           Load third-party plugins from DIR/*.py (repeatable; DIR and
                              its files must be owned by root or oomd's user, and not
                              group/other-writable)
+  --report-interval SECONDS  Log a status line (host pressure, each ruleset's detector
+                             closest to firing) every SECONDS (default: 300; 0: never)
+  --metrics-address HOST:PORT
+                             Serve Prometheus metrics at http://HOST:PORT/metrics (needs
+                             pip install 'oomd[prometheus]'; e.g. 127.0.0.1:9101)
+  --log-format FORMAT        text (default: upstream's lines) or json (one object a line)
   --strict                   With -c: every warning fails the check (exit 1)
   --drop-in FILE             With -c: check the drop-in FILE against CONFIG (-w DIR
                              with -c checks every drop-in of DIR)
@@ -81,6 +87,9 @@ LONG = [
     "kmsg-override=",
     "dry-run",
     "plugin-dir=",
+    "report-interval=",
+    "metrics-address=",
+    "log-format=",
     "strict",
     "drop-in=",
     "print-default-config",
@@ -273,6 +282,29 @@ def parse_args(argv: Sequence[str], dev_block_root: str = iocost.DEV_BLOCK_ROOT)
                 opts.dropin_dir = value
             elif flag == "--plugin-dir":
                 opts.plugin_dirs.append(value)
+            elif flag == "--report-interval":
+                parsed = c_int_prefix(value)
+                if parsed is None or parsed[1] or not 0 <= parsed[0] <= INT32_MAX:
+                    log.raw(f"--report-interval not a >=0 integer: {value}")
+                    raise UsageExit(1)
+                opts.report_interval = parsed[0]
+            elif flag == "--metrics-address":
+                from oomd import metrics
+
+                try:
+                    metrics.parse_address(value)
+                except metrics.MetricsError as e:
+                    log.raw(f"--metrics-address: {e}")
+                    raise UsageExit(1) from None
+                if not metrics.available():
+                    log.raw(metrics.INSTALL_HINT)
+                    raise UsageExit(1)
+                opts.metrics_address = value
+            elif flag == "--log-format":
+                if value not in ("text", "json"):
+                    log.raw(f"--log-format must be text or json, not {value!r}")
+                    raise UsageExit(1)
+                opts.log_format = value
             elif flag == "--strict":
                 opts.strict = True
             elif flag == "--drop-in":
@@ -359,6 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return stats_client(opts)
     from oomd import daemon
 
+    log.set_format(opts.log_format)
+    log.use_journal(log.journal_stream())
     if opts.check_config:
         return daemon.check_config(opts)
     return daemon.run(opts)

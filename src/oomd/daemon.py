@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from oomd import log
+from oomd import log, observe
 from oomd.cgroup import fs, mount
 from oomd.cgroup.context import ContextParams, OomdContext
 from oomd.cgroup.system import SystemContext
@@ -427,6 +427,15 @@ def run(opts: Options) -> int:
     # early tick (oomd.cgroup.triggers, oomd.scheduler).
     raise_fd_limit()
     triggers = ctx.triggers = PressureTriggers(log.always)
+    # oomd status, --report-interval, --metrics-address, post-kill hooks (oomd.observe).
+    observer = observe.Observer(engine, ctx, stats, opts.interval, opts.report_interval)
+    try:
+        side = observe.start_services(opts, observer)
+    except observe.ServiceError as e:
+        log.always(str(e))
+        stats_server.close()
+        os.close(lock_fd)
+        return 1
     # Armed or not, per ruleset, said at start and whenever it changes (drop-ins, a
     # slice that appears or goes); an error, repeated at a bounded rate, while nothing
     # can act (oomd.config.armed).
@@ -490,11 +499,12 @@ def run(opts: Options) -> int:
             dropins = DropInService(
                 dropins.directory, engine, lambda unit_ir: compile_dropin(ir, unit_ir, env)
             )
+        observer.replace_engine(engine)
         log.always(f"Reloaded conf_file={opts.config}")
         for line in armed.describe(engine, _named):
             log.info(line)
 
-    def tick() -> None:
+    def engine_tick() -> None:
         if signals.hangup:
             reload()
         try:
@@ -512,13 +522,24 @@ def run(opts: Options) -> int:
         triggers.end_tick()
         notify()
 
-    run_ticks(tick, float(opts.interval), signals.read_fd, triggers, lambda: bool(signals.received))
+    def tick() -> None:
+        observer.run_tick(engine_tick)
+
+    run_ticks(
+        tick,
+        float(opts.interval),
+        signals.read_fd,
+        triggers,
+        lambda: bool(signals.received),
+        tick_kind=observer.tick_kind,
+    )
     signum = signals.received
     log.raw(f"Received signal {signum}. Exiting!")
     notifier.send(stopping="1", status=f"Received signal {signum}. Exiting!")
     notifier.close()
     if recorder is not None:
         recorder.close()
+    side.close()
     stats_server.close()
     os.close(lock_fd)
     kmsg.close()
@@ -528,3 +549,9 @@ def run(opts: Options) -> int:
 
 
 __all__ = ["EXIT_CANT_RECOVER", "acquire_lock", "check_config", "run"]
+
+#: For ``oomd explain`` (oomd.commands.explain): the daemon's own config loading,
+#: plugin discovery and plugin environment.
+load_ir = _load_ir
+discover_plugins = _discover
+plugin_env = _env

@@ -16,6 +16,11 @@ DEFAULT_CONFIG = "/etc/oomd.json"
 DEFAULT_RUNTIME_DIR = "/run/oomd"
 DEFAULT_KMSG = "/dev/kmsg"
 DEFAULT_INTERVAL = 5
+#: One status line every 5 minutes: a heartbeat an operator can grep for, 288 lines a
+#: day (earlyoom's -r defaults to an hour; at 5 s ticks a line per tick is noise).
+DEFAULT_REPORT_INTERVAL = 300
+#: ``<runtime-dir>/oomd-status.socket``: ``oomd status`` asks the daemon here.
+STATUS_SOCKET_NAME = "oomd-status.socket"
 
 
 class Options:
@@ -48,6 +53,12 @@ class Options:
     #: ``--record-dir``/``--record-keep``: the flight recorder (oomd.recorder).
     record_dir: str | None = None
     record_keep: int = 300
+    #: ``--report-interval``: seconds between status lines in the log (0: none).
+    report_interval: int = DEFAULT_REPORT_INTERVAL
+    #: ``--metrics-address HOST:PORT``: serve Prometheus metrics there.
+    metrics_address: str | None = None
+    #: ``--log-format``: ``text`` (upstream's lines) or ``json``.
+    log_format: str = "text"
 
     def __init__(self, **settings: Any) -> None:
         names = self.names()
@@ -82,3 +93,7 @@ class Options:
     @property
     def stats_socket(self) -> str:
         return os.path.join(self.runtime_dir, SOCKET_NAME)
+
+    @property
+    def status_socket(self) -> str:
+        return os.path.join(self.runtime_dir, STATUS_SOCKET_NAME)

@@ -64,6 +64,7 @@ from oomd.engine.args import (
     positive,
     require_cgroups,
 )
+from oomd.engine.explain import detector_reading
 from oomd.engine.kill_base import KILL_ARGS, KillPlugin, fmt_float, sort_with_preferences
 from oomd.engine.plugin import (
     Action,
@@ -111,6 +112,7 @@ __all__ = [
     "SystemContext",
     "ThresholdTimer",
     "arg",
+    "detector_reading",
     "fmt_float",
     "fmt_mb",
     "in_range",

@@ -19,7 +19,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from oomd import log
@@ -299,8 +299,10 @@ class _KillTap(Kmsg):
         self._fd = -1
         self.on_kill = on_kill
 
-    def write(self, msg: str, prefix: str = "oomd kill") -> None:
-        self.inner.write(msg, prefix)
+    def write(
+        self, msg: str, prefix: str = "oomd kill", fields: Mapping[str, Any] | None = None
+    ) -> None:
+        self.inner.write(msg, prefix, fields)
         if prefix == "oomd kill":
             try:
                 self.on_kill(msg)

@@ -41,10 +41,12 @@ def run_ticks(
     stopped: Callable[[], bool],
     clock: Callable[[], float] = time.monotonic,
     poller: Poller | None = None,
+    tick_kind: Callable[[bool], None] | None = None,
 ) -> None:
     """Run ``tick`` until ``stopped()``; ``wake_fd`` (the signal pipe) interrupts a
     wait. ``poller`` defaults to the triggers' poll object (which holds their
-    descriptors)."""
+    descriptors). ``tick_kind(early)`` is told before each tick whether it is an
+    early one (the daemon's tick counters)."""
     if poller is None:
         poller = triggers.poller if triggers is not None else select.poll()
     poller.register(wake_fd, select.POLLIN)
@@ -52,6 +54,8 @@ def run_ticks(
     early = False
     while not stopped():
         started = clock()
+        if tick_kind is not None:
+            tick_kind(early)
         tick()
         if not early:
             next_tick += interval

@@ -19,6 +19,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "record": ("record", "record what a config's plugins read into a trace file"),
     "replay": ("replay", "replay a trace through a config (kills simulated)"),
     "report": ("report", "an HTML page of a trace replayed with a config"),
+    "status": ("status", "what the running daemon watches and whom it would kill (--json)"),
+    "explain": ("explain", "the same view for a config on this host, without a daemon"),
 }
 
 

@@ -21,6 +21,7 @@ from oomd.config.suggest import did_you_mean
 from oomd.engine.args import parse_int
 from oomd.engine.engine import DropInUnit, Engine
 from oomd.engine.plugin import ArgError, Plugin, PluginEnv, PluginInitError
+from oomd.engine.postkill import PostkillHook
 from oomd.engine.prekill import PrekillHook
 from oomd.engine.ruleset import DetectorGroup, Ruleset
 from oomd.plugins import registry
@@ -80,6 +81,13 @@ PLUGINS: Registry[Plugin] = Registry(
 #: The config's ``prekill_hooks`` (a separate namespace, as upstream).
 PREKILL_HOOKS: Registry[PrekillHook] = Registry(
     registry.get_hook, PrekillHook, 'Unknown PrekillHook "{name}"', lambda: registry.HOOKS
+)
+#: The config's ``postkill_hooks`` (our addition).
+POSTKILL_HOOKS: Registry[PostkillHook] = Registry(
+    registry.get_postkill_hook,
+    PostkillHook,
+    'Unknown PostkillHook "{name}"',
+    lambda: registry.POSTKILL_HOOKS,
 )
 
 
@@ -352,9 +360,12 @@ class _Compiler:
             if compiled is not None:
                 rulesets.append(compiled)
         hooks = self.hooks()
+        postkill = self.plugins(self.ir.postkill_hooks, POSTKILL_HOOKS, "postkill hook")
         if self.problems:
             raise ConfigError(self.problems)
-        return Compiled(Engine(rulesets, hooks, self.env.stats), self.warnings)
+        engine = Engine(rulesets, hooks, self.env.stats)
+        engine.postkill_hooks = postkill
+        return Compiled(engine, self.warnings)
 
     def dropin(self, base: ConfigIR) -> DropInUnit:
         """Upstream's compileDropIn: each drop-in ruleset names an existing base

@@ -54,6 +54,8 @@ class ConfigIR(NamedTuple):
     source: str = "<config>"
     #: Non-fatal findings of the parser (e.g. ignored trailing content).
     warnings: tuple[str, ...] = ()
+    #: ``postkill_hooks`` (our addition; same shape as ``prekill_hooks``).
+    postkill_hooks: tuple[PluginIR, ...] = ()
 
     def dump(self) -> list[str]:
         """Upstream's IR dump lines (logged after parsing; cosmetic)."""

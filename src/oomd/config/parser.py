@@ -15,7 +15,7 @@ from oomd.trusted import read_regular
 
 #: The keys upstream reads at each level; any other key is ignored (by upstream too),
 #: so we warn about it, naming the closest known key (docs/compatibility.md).
-TOP_KEYS = ("rulesets", "prekill_hooks")
+TOP_KEYS = ("rulesets", "prekill_hooks", "postkill_hooks")
 RULESET_KEYS = (
     "name",
     "detectors",
@@ -200,9 +200,19 @@ def parse_config(text: str, source: str = "<config>") -> ConfigIR:
         parser.plugin(h, f"prekill hook #{i + 1}")
         for i, h in enumerate(_members(root.get("prekill_hooks")))
     )
+    postkill = tuple(
+        parser.plugin(h, f"postkill hook #{i + 1}")
+        for i, h in enumerate(_members(root.get("postkill_hooks")))
+    )
     if parser.problems:
         raise ConfigError(parser.problems)
-    return ConfigIR(tuple(rulesets), hooks, source, tuple(warnings + parser.warnings))
+    return ConfigIR(
+        tuple(rulesets),
+        hooks,
+        source,
+        tuple(warnings + parser.warnings),
+        postkill_hooks=postkill,
+    )
 
 
 def load_config(path: str) -> ConfigIR:

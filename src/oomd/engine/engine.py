@@ -6,8 +6,10 @@ from __future__ import annotations
 from oomd import stats as stat_keys
 from oomd.cgroup.context import ActionContext, CgroupContext, OomdContext
 from oomd.engine.plugin import Plugin
+from oomd.engine.postkill import PostkillHook
 from oomd.engine.prekill import PrekillHook, PrekillHookInvocation
 from oomd.engine.ruleset import Ruleset
+from oomd.events import KillEvent
 from oomd.stats import Stats
 
 
@@ -30,7 +32,7 @@ class DropInUnit:
 
 
 class Engine:
-    __slots__ = ("_dropin_hooks", "prekill_hooks", "rulesets", "stats")
+    __slots__ = ("_dropin_hooks", "postkill_hooks", "prekill_hooks", "rulesets", "stats")
 
     def __init__(
         self,
@@ -41,6 +43,8 @@ class Engine:
         self.rulesets = [] if rulesets is None else rulesets
         self.prekill_hooks = [] if prekill_hooks is None else prekill_hooks
         self.stats = stats
+        #: ``postkill_hooks``: every one that matches a victim runs after its kill.
+        self.postkill_hooks: list[PostkillHook] = []
         #: Drop-in hooks by tag, the most recently added drop-in first.
         self._dropin_hooks: list[tuple[str, list[PrekillHook]]] = []
 
@@ -86,6 +90,13 @@ class Engine:
             if hook.can_run_on(cg):
                 return hook.fire(cg, action)
         return None
+
+    def fire_postkill_hooks(self, event: KillEvent) -> None:
+        """A kill event subscriber (oomd.events): start every post-kill hook that
+        matches the victim; none blocks (each runs bounded in its own thread)."""
+        for hook in self.postkill_hooks:
+            if hook.can_run_on(event.target):
+                hook.fire(event)
 
     # -- drop-ins -----------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any, NamedTuple, Protocol, TypeVar
 
-from oomd import log, stats
+from oomd import events, log, stats
 from oomd.cgroup.context import INT64_MAX, CgroupContext, KillPreference, OomdContext, fmt_mb
 from oomd.cgroup.fs import ZERO_PRESSURE
 from oomd.cgroup.path import CgroupPath, CgroupPattern
@@ -232,18 +232,22 @@ class KillPlugin(Action):
         dump_cgroups(ctx, ranked, not self.debug)
         return self._kill_from(ctx, [(c, ranked) for c in reversed(ranked)])
 
-    def _kill_from(self, ctx: OomdContext, stack: list[_Candidate]) -> _Result:
-        """Depth-first with backtracking: if the best victim cannot be killed, try its
-        next-best sibling, then the parent's next-best sibling, and so on. The best
-        candidate is on top of ``stack``."""
+    def _next_victim(
+        self, ctx: OomdContext, stack: list[_Candidate], dry_look: bool = False
+    ) -> _Candidate | None:
+        """Pop ``stack`` (best candidate on top) down to the next cgroup a kill would
+        be tried on: depth-first into children when recursive, skipping empty cgroups
+        and oomd's own. ``dry_look`` (``oomd status``): the same walk with no log and
+        no context dump."""
         while stack:
             cg, peers = stack.pop()
             if self.recursive and not cg.oom_group():
                 children = ctx.children(cg)
                 if children:
-                    log.info(self.pick_reason(ctx, cg, peers))
                     ranked_children = self.rank(ctx, children)
-                    dump_cgroups(ctx, ranked_children, not self.debug)
+                    if not dry_look:
+                        log.info(self.pick_reason(ctx, cg, peers))
+                        dump_cgroups(ctx, ranked_children, not self.debug)
                     stack.extend((c, ranked_children) for c in reversed(ranked_children))
                     continue
             # Nothing to kill in an empty cgroup, or one whose anon memory is gone
@@ -251,8 +255,18 @@ class KillPlugin(Action):
             if cg.is_populated() is False or cg.anon_usage() == 0:
                 continue
             if self.is_protected(ctx, cg):
-                log.info(f"Not killing {cg.path.absolute}: it contains oomd itself")
+                if not dry_look:
+                    log.info(f"Not killing {cg.path.absolute}: it contains oomd itself")
                 continue
+            return cg, peers
+        return None
+
+    def _kill_from(self, ctx: OomdContext, stack: list[_Candidate]) -> _Result:
+        """Depth-first with backtracking: if the best victim cannot be killed, try its
+        next-best sibling, then the parent's next-best sibling, and so on. The best
+        candidate is on top of ``stack``."""
+        while (victim := self._next_victim(ctx, stack)) is not None:
+            cg, peers = victim
             log.info(self.pick_reason(ctx, cg, peers))
             if not self._past_hook_deadline(ctx) and ctx.prekill_hook_handler is not None:
                 invocation = ctx.prekill_hook_handler(cg, ctx.action_context)
@@ -300,6 +314,42 @@ class KillPlugin(Action):
             else:
                 stack.append(thawed)
         return self._kill_from(ctx, stack)
+
+    # -- oomd status: a dry look at the same ranking ----------------------------------
+
+    def rank_numbers(
+        self, ctx: OomdContext, cg: CgroupContext, peers: list[CgroupContext]
+    ) -> dict[str, Any]:
+        """The numbers this plugin's ``rank`` orders ``cg`` by among ``peers``, for
+        ``oomd status`` (read-only: values the tick has read already). The default:
+        memory usage and kill preference; built-in heuristics add theirs."""
+        return {"usage": cg.current_usage() or 0, "preference": cg.kill_preference().name}
+
+    def explain(self, ctx: OomdContext, top: int = 3) -> dict[str, Any]:
+        """The ``top`` best-ranked candidates with their ranking numbers, and the
+        cgroup a kill would be tried on now (``rank`` and the kill path's own walk,
+        with no kill, log, xattr or state change) with the plugin's ``pick_reason``."""
+        result: dict[str, Any] = {"dry": self.is_dry}
+        if self._pending is not None:
+            result["waiting_for_prekill_hook"] = self._pending.victim[0][0].relative
+        initial = self.candidates(ctx)
+        ranked = self.rank(ctx, initial)
+        result["considered"] = len(initial)
+        result["top"] = [
+            {"cgroup": cg.path.relative, **self.rank_numbers(ctx, cg, ranked)}
+            for cg in ranked[:top]
+        ]
+        victim = self._next_victim(ctx, [(c, ranked) for c in reversed(ranked)], dry_look=True)
+        if victim is None:
+            result["victim"] = None
+        else:
+            cg, peers = victim
+            result["victim"] = {
+                "cgroup": cg.path.relative,
+                **self.rank_numbers(ctx, cg, peers),
+                "reason": self.pick_reason(ctx, cg, peers),
+            }
+        return result
 
     def is_protected(self, ctx: OomdContext, cg: CgroupContext) -> bool:
         own = self.env.own_cgroup
@@ -366,7 +416,21 @@ class KillPlugin(Action):
             )
             if not dry:
                 self.env.stats.increment(stats.KILLS)
-            self.env.kmsg.write(line, "oomd kill")
+            event = events.KillEvent(
+                cgroup=rel,
+                cgroup_path=path,
+                ruleset=action.ruleset_name,
+                detector_group=action.detector_group,
+                killer=self.name,
+                dry=dry,
+                usage=cg.current_usage() or 0,
+                pressure=(p.avg10, p.avg60, p.avg300),
+                kill_uuid=action.kill_uuid,
+                target=cg,
+            )
+            self.env.kmsg.write(line, "oomd kill", fields=event.fields())
+            if events.subscribers:
+                events.publish(event)
             if self.log_kmemalloc_prekill:
                 self._copy_kmemalloc_profile()
         return killed > 0

@@ -314,6 +314,11 @@ class Plugin:
     def run(self, ctx: OomdContext) -> PluginRet:
         raise NotImplementedError
 
+    def explain(self, ctx: OomdContext) -> dict[str, Any] | None:
+        """What ``run`` would see and decide now, for ``oomd status``/``explain``,
+        with no side effect at all (oomd.engine.explain). None: cannot say."""
+        return None
+
     def __repr__(self) -> str:
         return f"<plugin {self.name}>"
 

@@ -43,11 +43,14 @@ def prerun_plugin(plugin: Plugin, ctx: OomdContext, ruleset: str = "") -> None:
 
 
 class DetectorGroup:
-    __slots__ = ("detectors", "name")
+    __slots__ = ("detectors", "fired", "last_fired", "name")
 
     def __init__(self, name: str, detectors: list[Plugin]) -> None:
         self.name = name
         self.detectors = detectors
+        #: The last tick's verdict and the tick time it last fired (``oomd status``).
+        self.fired: bool | None = None
+        self.last_fired: float | None = None
 
     def __repr__(self) -> str:
         return f"DetectorGroup({self.name!r}, {self.detectors!r})"
@@ -71,7 +74,10 @@ class DetectorGroup:
             answered = True
             if ret is PluginRet.STOP:
                 vetoed = True
-        return answered and not vetoed
+        self.fired = answered and not vetoed
+        if self.fired:
+            self.last_fired = ctx.now()
+        return self.fired
 
 
 class _Suspended:

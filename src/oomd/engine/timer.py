@@ -23,3 +23,8 @@ class ThresholdTimer:
         if self.since is None:
             self.since = now
         return int(now - self.since) >= duration
+
+    def held(self, now: float) -> int:
+        """Whole seconds the condition has held as of the last :meth:`update` (0 when
+        it does not hold); reads, never changes, the timer (``oomd status``)."""
+        return 0 if self.since is None else int(now - self.since)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from oomd.plugin import OomdContext, Plugin, PluginRet
 
 
@@ -12,6 +14,9 @@ class Continue(Plugin):
     def run(self, ctx: OomdContext) -> PluginRet:
         return PluginRet.CONTINUE
 
+    def explain(self, ctx: OomdContext) -> dict[str, Any]:
+        return {"description": "always continues", "over": True}
+
 
 class Stop(Plugin):
     name = "stop"
@@ -19,3 +24,6 @@ class Stop(Plugin):
 
     def run(self, ctx: OomdContext) -> PluginRet:
         return PluginRet.STOP
+
+    def explain(self, ctx: OomdContext) -> dict[str, Any]:
+        return {"description": "always stops", "over": False}

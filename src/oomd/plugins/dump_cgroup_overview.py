@@ -11,6 +11,8 @@ once per tick.
 
 from __future__ import annotations
 
+from typing import Any
+
 from oomd.plugin import (
     ZERO_PRESSURE,
     Action,
@@ -69,3 +71,19 @@ class DumpCgroupOverview(Action):
                 )
             log.info(overview_line(cg.path.relative, cg.current_usage() or 0, pressure, *host))
         return PluginRet.CONTINUE
+
+    def explain(self, ctx: OomdContext) -> dict[str, Any]:
+        """How many of its cgroups a run would log a line for (``should_dump``)."""
+        cgroups = ctx.resolve(self.cgroup, self.ruleset_cgroup)
+        dumped = [
+            cg.path.relative or "/"
+            for cg in cgroups
+            if should_dump(cg.mem_pressure() or ZERO_PRESSURE, self.always)
+        ]
+        return {
+            "description": "logs one overview line per cgroup under memory pressure"
+            + (" (always: every cgroup)" if self.always else ""),
+            "watched": len(cgroups),
+            "would_log": len(dumped),
+            "would_log_cgroups": dumped[:10],
+        }

@@ -4,12 +4,15 @@ does. ``debug`` is accepted and, as upstream, has no effect. No log lines."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from oomd.plugin import (
     CgroupPattern,
     Detector,
     OomdContext,
     PluginRet,
     arg,
+    detector_reading,
     parse_bool,
     parse_cgroups,
     require_cgroups,
@@ -33,3 +36,13 @@ class Exists(Detector):
     def run(self, ctx: OomdContext) -> PluginRet:
         found = bool(ctx.resolve(self.cgroup, self.ruleset_cgroup))
         return PluginRet.CONTINUE if exists_fires(found, self.negate) else PluginRet.STOP
+
+    def explain(self, ctx: OomdContext) -> dict[str, Any]:
+        found = len(ctx.resolve(self.cgroup, self.ruleset_cgroup))
+        return detector_reading(
+            what="matching cgroups" + (" (negated)" if self.negate else ""),
+            reading=found,
+            threshold=None,
+            unit="",
+            over=exists_fires(bool(found), self.negate),
+        )

@@ -16,6 +16,7 @@ panic the machine.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from oomd.plugin import Action, OomdContext, PluginRet, log
 
@@ -40,6 +41,12 @@ class KernelPanic(Action):
 
     def target(self) -> str:
         return self.env.host.sysrq_trigger
+
+    def explain(self, ctx: OomdContext) -> dict[str, Any]:
+        return {
+            "description": f"panics the kernel (writes 'c' to {self.target()})",
+            "dry": self.env.dry_run,
+        }
 
     def run(self, ctx: OomdContext) -> PluginRet:
         path = self.target()

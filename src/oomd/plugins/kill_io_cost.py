@@ -11,7 +11,7 @@ is eligible; kill preferences dominate the rate.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from oomd.plugin import (
     CgroupContext,
@@ -55,3 +55,12 @@ class KillIOCost(KillPlugin):
             f"{self.picked(target)} "
             f"based on io cost generation at {fmt_float(target.io_cost_rate() or 0.0)}"
         )
+
+    def rank_numbers(
+        self, ctx: OomdContext, cg: CgroupContext, peers: list[CgroupContext]
+    ) -> dict[str, Any]:
+        return {
+            "io_cost_rate": cg.io_cost_rate() or 0.0,
+            "usage": cg.current_usage() or 0,
+            "preference": cg.kill_preference().name,
+        }

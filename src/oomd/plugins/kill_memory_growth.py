@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from enum import Enum
 from typing import Any, Protocol, TypeVar
 
@@ -54,6 +55,14 @@ M = TypeVar("M", bound=MemoryView)
 
 
 RankKey = tuple[int, float, int]
+
+#: While ``explain`` runs: each peer group's ranking thresholds, by the group's id (the
+#: list is kept with it, so the id cannot be reused). ``explain`` asks for the same
+#: group's thresholds once per candidate shown (each a sum and a sort of the group);
+#: nothing else sees this memo, and it is dropped when ``explain`` returns.
+_EXPLAIN_MEMO: ContextVar[dict[int, tuple[Sequence[Any], GrowthRanking]] | None] = ContextVar(
+    "kill_memory_growth_explain_memo", default=None
+)
 
 
 class GrowthRanking:
@@ -142,9 +151,22 @@ class KillMemoryGrowth(KillPlugin):
     def _ranking(
         self, peers: Sequence[CgroupContext]
     ) -> Callable[[CgroupContext], tuple[Phase, RankKey]]:
-        return growth_ranking(
+        memo = _EXPLAIN_MEMO.get()
+        if memo is not None and (found := memo.get(id(peers))) is not None:
+            return found[1]
+        ranking = growth_ranking(
             peers, self.size_threshold, self.growing_size_percentile, self.min_growth_ratio
         )
+        if memo is not None:
+            memo[id(peers)] = (peers, ranking)
+        return ranking
+
+    def explain(self, ctx: OomdContext, top: int = 3) -> dict[str, Any]:
+        token = _EXPLAIN_MEMO.set({})  # explain reads, never mutates, its peer lists
+        try:
+            return super().explain(ctx, top)
+        finally:
+            _EXPLAIN_MEMO.reset(token)
 
     def rank(self, ctx: OomdContext, cgroups: list[CgroupContext]) -> list[CgroupContext]:
         return rank_by_memory(
@@ -173,3 +195,16 @@ class KillMemoryGrowth(KillPlugin):
             f"{head} based on effective usage of {target.effective_usage() or 0}MB "
             f"with kill preference {preference}"
         )
+
+    def rank_numbers(
+        self, ctx: OomdContext, cg: CgroupContext, peers: list[CgroupContext]
+    ) -> dict[str, Any]:
+        phase, _ = self._ranking(peers)(cg)
+        return {
+            "phase": phase.name.lower(),
+            "usage": cg.current_usage() or 0,
+            "protection": cg.memory_protection() or 0,
+            "effective_usage": cg.effective_usage() or 0,
+            "growth": to_float32(cg.memory_growth() or 0.0),
+            "preference": cg.kill_preference().name,
+        }

@@ -16,7 +16,7 @@ once per remaining candidate, a misplaced check).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from oomd.plugin import (
     CgroupContext,
@@ -80,3 +80,12 @@ class KillPgScan(KillPlugin):
             f"based on pg scan rate at {target.pg_scan_rate() or 0} "
             f"with kill preference {target.kill_preference().name}"
         )
+
+    def rank_numbers(
+        self, ctx: OomdContext, cg: CgroupContext, peers: list[CgroupContext]
+    ) -> dict[str, Any]:
+        return {
+            "pg_scan_rate": cg.pg_scan_rate() or 0,
+            "usage": cg.current_usage() or 0,
+            "preference": cg.kill_preference().name,
+        }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from oomd.plugin import (
     CgroupContext,
@@ -66,3 +66,15 @@ class KillPressure(KillPlugin):
             f"{self.picked(target)} "
             f"based on pressure generation at 10s={fmt_float(avg10)} 60s={fmt_float(avg60)}"
         )
+
+    def rank_numbers(
+        self, ctx: OomdContext, cg: CgroupContext, peers: list[CgroupContext]
+    ) -> dict[str, Any]:
+        pressure = cg.pressure(self.resource)
+        return {
+            "pressure_key": pressure_key(pressure),
+            "avg10": f32(pressure.avg10) if pressure else 0.0,
+            "avg60": f32(pressure.avg60) if pressure else 0.0,
+            "usage": cg.current_usage() or 0,
+            "preference": cg.kill_preference().name,
+        }

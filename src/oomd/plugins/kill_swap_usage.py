@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from oomd.plugin import (
     CgroupContext,
@@ -110,3 +110,13 @@ class KillSwapUsage(KillPlugin):
         if self.biased_swap_kill:
             text += f" exceeding swapLow value by {fmt_mb(swap_excess(target, self.ratio))}MB"
         return text
+
+    def rank_numbers(
+        self, ctx: OomdContext, cg: CgroupContext, peers: list[CgroupContext]
+    ) -> dict[str, Any]:
+        numbers: dict[str, Any] = {"swap": cg.swap_usage() or 0}
+        if self.biased_swap_kill:
+            numbers["swap_excess"] = swap_excess(cg, self.ratio)
+        numbers["usage"] = cg.current_usage() or 0
+        numbers["preference"] = cg.kill_preference().name
+        return numbers

@@ -13,6 +13,7 @@ MemFree.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from oomd.plugin import (
     ArgError,
@@ -23,6 +24,7 @@ from oomd.plugin import (
     PluginRet,
     ThresholdTimer,
     arg,
+    detector_reading,
     fmt_mb,
     log,
     parse_bool,
@@ -108,3 +110,21 @@ class MemoryAbove(Detector):
                 )
             return PluginRet.CONTINUE
         return PluginRet.STOP
+
+    def explain(self, ctx: OomdContext) -> dict[str, Any]:
+        cgroups = ctx.resolve(self.cgroup, self.ruleset_cgroup)
+        usage, cgroup = largest_usage(
+            (cg.path.relative, (cg.anon_usage() if self.is_anon else cg.current_usage()) or 0)
+            for cg in cgroups
+        )
+        return detector_reading(
+            what="anon usage" if self.is_anon else "memory usage",
+            reading=usage,
+            threshold=self.threshold_bytes,
+            unit="bytes",
+            over=usage > self.threshold_bytes,
+            held=self.timer.held(ctx.now()),
+            duration=self.duration,
+            cgroup=cgroup or None,
+            watched=len(cgroups),
+        )

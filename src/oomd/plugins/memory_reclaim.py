@@ -14,6 +14,7 @@ Upstream starts from the monotonic clock's epoch (boot), so it fires during the 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from oomd.plugin import (
     CgroupPattern,
@@ -21,6 +22,7 @@ from oomd.plugin import (
     OomdContext,
     PluginRet,
     arg,
+    detector_reading,
     parse_cgroups,
     parse_int,
     require_cgroups,
@@ -30,6 +32,13 @@ from oomd.plugin import (
 def total_pgscan(values: Iterable[int | None]) -> int:
     """The sum of the cgroups' pgscan counters, absent ones counting 0."""
     return sum(v for v in values if v is not None)
+
+
+def reclaim_seen(
+    last_pgscan: int, last_reclaim_at: float | None, pgscan: int, now: float
+) -> float | None:
+    """When the last reclaim was, given the pgscan total now: now if it grew."""
+    return now if pgscan > last_pgscan else last_reclaim_at
 
 
 def reclaimed_recently(last_reclaim_at: float | None, now: float, duration: int) -> bool:
@@ -56,9 +65,24 @@ class MemoryReclaim(Detector):
             cg.memory_stat_value("pgscan") for cg in ctx.resolve(self.cgroup, self.ruleset_cgroup)
         )
         now = ctx.now()
-        if pgscan > self.last_pgscan:
-            self.last_reclaim_at = now
+        self.last_reclaim_at = reclaim_seen(self.last_pgscan, self.last_reclaim_at, pgscan, now)
         self.last_pgscan = pgscan
         if reclaimed_recently(self.last_reclaim_at, now, self.duration):
             return PluginRet.CONTINUE
         return PluginRet.STOP
+
+    def explain(self, ctx: OomdContext) -> dict[str, Any]:
+        cgroups = ctx.resolve(self.cgroup, self.ruleset_cgroup)
+        pgscan = total_pgscan(cg.memory_stat_value("pgscan") for cg in cgroups)
+        now = ctx.now()
+        at = reclaim_seen(self.last_pgscan, self.last_reclaim_at, pgscan, now)
+        return detector_reading(
+            what="pgscan",
+            reading=pgscan,
+            threshold=None,
+            unit="",
+            over=reclaimed_recently(at, now, self.duration),
+            duration=self.duration,
+            last_reclaim_ago_s=None if at is None else max(0.0, now - at),
+            watched=len(cgroups),
+        )

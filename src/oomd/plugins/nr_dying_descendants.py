@@ -6,12 +6,17 @@ list one; its code rejects it)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from oomd.plugin import (
+    CgroupContext,
     CgroupPattern,
     Detector,
     OomdContext,
     PluginRet,
     arg,
+    detector_reading,
     log,
     parse_bool,
     parse_cgroups,
@@ -22,6 +27,23 @@ from oomd.plugin import (
 
 def dying_matches(nr_dying: int, count: int, lte: bool) -> bool:
     return nr_dying <= count if lte else nr_dying > count
+
+
+def first_match(
+    cgroups: Iterable[CgroupContext], count: int, lte: bool
+) -> tuple[CgroupContext | None, int | None, bool]:
+    """The first cgroup whose count matches (cgroup, count, True); else the first
+    readable one (cgroup, count, False); else (None, None, False)."""
+    first: tuple[CgroupContext | None, int | None, bool] = (None, None, False)
+    for cg in cgroups:
+        nr = cg.nr_dying_descendants()
+        if nr is None:
+            continue
+        if dying_matches(nr, count, lte):
+            return cg, nr, True
+        if first[0] is None:
+            first = (cg, nr, False)
+    return first
 
 
 class NrDyingDescendants(Detector):
@@ -36,11 +58,26 @@ class NrDyingDescendants(Detector):
         require_cgroups(self)
 
     def run(self, ctx: OomdContext) -> PluginRet:
-        for cg in ctx.resolve(self.cgroup, self.ruleset_cgroup):
-            nr = cg.nr_dying_descendants()
-            if nr is not None and dying_matches(nr, self.count, self.lte):
-                if self.debug:
-                    op = " <= " if self.lte else " > "
-                    log.info(f"nr_dying_descendants={nr}{op}count={self.count}")
-                return PluginRet.CONTINUE
+        _, nr, matched = first_match(
+            ctx.resolve(self.cgroup, self.ruleset_cgroup), self.count, self.lte
+        )
+        if matched:
+            if self.debug:
+                op = " <= " if self.lte else " > "
+                log.info(f"nr_dying_descendants={nr}{op}count={self.count}")
+            return PluginRet.CONTINUE
         return PluginRet.STOP
+
+    def explain(self, ctx: OomdContext) -> dict[str, Any]:
+        cgroups = ctx.resolve(self.cgroup, self.ruleset_cgroup)
+        cg, nr, matched = first_match(cgroups, self.count, self.lte)
+        return detector_reading(
+            what="nr_dying_descendants",
+            reading=nr,
+            threshold=self.count,
+            unit="",
+            over=matched,
+            below=self.lte,
+            cgroup=None if cg is None else cg.path.relative or "/",
+            watched=len(cgroups),
+        )

@@ -4,6 +4,7 @@ cgroups stays above ``threshold`` percent for ``duration`` seconds."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from oomd.plugin import (
     ZERO_PRESSURE,
@@ -15,6 +16,7 @@ from oomd.plugin import (
     Pressure,
     ThresholdTimer,
     arg,
+    detector_reading,
     fmt_mb,
     log,
     parse_cgroups,
@@ -36,16 +38,27 @@ def most_pressured(cgroups: Sequence[CgroupContext], resource: str) -> tuple[Pre
     """The highest :func:`pressure_score` full pressure among ``cgroups`` (a cgroup
     without the file counts as zero; the first of equal scores wins) and that cgroup's
     memory usage."""
+    best, usage, _ = most_pressured_cgroup(cgroups, resource)
+    return best, usage
+
+
+def most_pressured_cgroup(
+    cgroups: Sequence[CgroupContext], resource: str
+) -> tuple[Pressure, int, str | None]:
+    """:func:`most_pressured` and the relative path of that cgroup (None: none had
+    any pressure)."""
     best = ZERO_PRESSURE
     usage = 0
     best_score = 0.0
+    name: str | None = None
     for cg in cgroups:
         p = cg.pressure(resource) or ZERO_PRESSURE
         score = pressure_score(p)
         if score > best_score:
             best, best_score = p, score
             usage = cg.current_usage() or 0
-    return best, usage
+            name = cg.path.relative
+    return best, usage, name
 
 
 class PressureAbove(Detector):
@@ -72,3 +85,19 @@ class PressureAbove(Detector):
             )
             return PluginRet.CONTINUE
         return PluginRet.STOP
+
+    def explain(self, ctx: OomdContext) -> dict[str, Any]:
+        cgroups = ctx.resolve(self.cgroup, self.ruleset_cgroup)
+        pressure, usage, cgroup = most_pressured_cgroup(cgroups, self.resource)
+        return detector_reading(
+            what=f"{self.resource} full avg10",
+            reading=pressure.avg10,
+            threshold=self.threshold,
+            unit="%",
+            over=pressure.avg10 > self.threshold,
+            held=self.timer.held(ctx.now()),
+            duration=self.duration,
+            cgroup=cgroup,
+            usage=usage,
+            watched=len(cgroups),
+        )

@@ -10,19 +10,22 @@ the default ratio). All of this is single-precision arithmetic, as upstream's.
 
 from __future__ import annotations
 
+from typing import Any
+
 from oomd.plugin import (
     OomdContext,
     PluginRet,
     Pressure,
     ThresholdTimer,
     arg,
+    detector_reading,
     fmt_mb,
     log,
     parse_float32,
     require_cgroups,
     to_float32,
 )
-from oomd.plugins.pressure_above import PressureAbove, most_pressured
+from oomd.plugins.pressure_above import PressureAbove, most_pressured, most_pressured_cgroup
 
 #: avg10 remembered before the first run (upstream's ``last_pressure_{100, 100, 100}``).
 INITIAL_LAST_AVG10 = 100.0
@@ -76,3 +79,24 @@ class PressureRisingBeyond(PressureAbove):
             )
             return PluginRet.CONTINUE
         return PluginRet.STOP
+
+    def explain(self, ctx: OomdContext) -> dict[str, Any]:
+        cgroups = ctx.resolve(self.cgroup, self.ruleset_cgroup)
+        pressure, usage, cgroup = most_pressured_cgroup(cgroups, self.resource)
+        over60, rising10 = rising_beyond(
+            pressure, self.last_avg10, self.threshold, self.fast_fall_ratio
+        )
+        return detector_reading(
+            what=f"{self.resource} full avg60",
+            reading=to_float32(pressure.avg60),
+            threshold=self.threshold,
+            unit="%",
+            over=over60,
+            held=self.timer.held(ctx.now()),
+            duration=self.duration,
+            cgroup=cgroup,
+            usage=usage,
+            watched=len(cgroups),
+            avg10=to_float32(pressure.avg10),
+            rising=rising10,
+        )

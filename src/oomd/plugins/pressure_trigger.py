@@ -24,6 +24,8 @@ or the line never fires.
 
 from __future__ import annotations
 
+from typing import Any
+
 from oomd.cgroup.triggers import WINDOW_MAX_US, WINDOW_MIN_US
 from oomd.plugin import (
     ArgError,
@@ -121,3 +123,35 @@ class PressureTrigger(Detector):
             f"{self.window_ms} ms) fired: " + "; ".join(fired)
         )
         return PluginRet.CONTINUE
+
+    def explain(self, ctx: OomdContext) -> dict[str, Any]:
+        """Per watched cgroup: whether a kernel trigger watches it and has fired since
+        the last run, or (polled) its stall since the last run - the tests ``run``
+        makes, on the state it left; no trigger is created."""
+        now = ctx.now()
+        full = self.type == "full"
+        cgroups = ctx.resolve(self.cgroup, self.ruleset_cgroup)
+        firing: list[str] = []
+        with_trigger = 0
+        for cg in cgroups:
+            key = cg.path.absolute
+            seen = self._seen.get(key)
+            if seen is not None:
+                with_trigger += 1
+                trigger, events = seen
+                if getattr(trigger, "events", events) > events:
+                    firing.append(cg.path.relative or "/")
+                continue
+            pressure = cg.pressure(self.resource, full)
+            total = None if pressure is None else pressure.total
+            if total is not None and stalled_enough(
+                self._totals.get(key), now, total, self.stall_ms, self.window_ms
+            ):
+                firing.append(cg.path.relative or "/")
+        return {
+            "what": f"{self.resource} {self.type} stall {self.stall_ms} ms per {self.window_ms} ms",
+            "over": bool(firing),
+            "firing_cgroups": firing[:10],
+            "watched": len(cgroups),
+            "with_kernel_trigger": with_trigger,
+        }

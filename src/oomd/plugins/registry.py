@@ -351,3 +351,12 @@ HOOKS: dict[str, str] = {
 
 def get_hook(name: str) -> type[Plugin] | None:
     return _load(HOOKS.get(name))
+
+
+POSTKILL_HOOKS: dict[str, str] = {
+    "exec_postkill_hook": "oomd.plugins.postkill_hooks:ExecPostkillHook",
+}
+
+
+def get_postkill_hook(name: str) -> type[Plugin] | None:
+    return _load(POSTKILL_HOOKS.get(name))

@@ -58,7 +58,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from oomd.cgroup import fs
 from oomd.cnum import INT64_MAX, c_max, c_min, fdiv, to_int64
@@ -449,6 +449,10 @@ def timed_call(
 _DEFAULTS = SenpaiParams()
 
 
+#: Tracked cgroups shown by ``explain`` at most.
+MAX_SHOWN = 20
+
+
 class Senpai(Action):
     name = "senpai"
     needs_controllers = frozenset({"memory"})
@@ -562,6 +566,33 @@ class Senpai(Action):
         self.tracked = tracked
         self._warned = warned
         return PluginRet.CONTINUE
+
+    def explain(self, ctx: OomdContext) -> dict[str, Any]:
+        """The cgroups it tracks, read-only: the memory.high limit it last wrote
+        (default mode), the runs left before its next probe or reclaim, and the stall
+        accumulated since its last adjustment."""
+        by_inode = {cg.inode: cg for cg in ctx.resolve(self.cgroup)}
+        tracked = []
+        for inode, state in sorted(self.tracked.items()):
+            cg = by_inode.get(inode)
+            if cg is None:
+                continue
+            tracked.append(
+                {
+                    "cgroup": cg.path.relative or "/",
+                    "limit": None if self.immediate_backoff else state.limit,
+                    "runs_to_next_step": state.ticks,
+                    "stall_us_since_adjustment": state.cumulative,
+                }
+            )
+        return {
+            "description": "memory.reclaim each interval (immediate_backoff)"
+            if self.immediate_backoff
+            else "adjusts memory.high to keep pressure near pressure_ms",
+            "watched": len(by_inode),
+            "tracked": tracked[:MAX_SHOWN],
+            "tracked_count": len(tracked),
+        }
 
     def initialize(self, cg: CgroupContext) -> CgroupState | None:
         """A new state, or None when the cgroup cannot be tracked this run."""

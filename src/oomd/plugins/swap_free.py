@@ -12,6 +12,8 @@ makes it fire whenever swap is enabled. The swap-out rate is sampled every tick 
 
 from __future__ import annotations
 
+from typing import Any
+
 from oomd.cnum import UINT64_MAX
 from oomd.plugin import (
     Detector,
@@ -19,6 +21,7 @@ from oomd.plugin import (
     PluginEnv,
     PluginRet,
     arg,
+    detector_reading,
     log,
     parse_int,
     parse_int64,
@@ -76,3 +79,21 @@ class SwapFree(Detector):
                 f"{self.swapout_bps_threshold}bps"
             )
         return PluginRet.CONTINUE
+
+    def explain(self, ctx: OomdContext) -> dict[str, Any]:
+        total, used = ctx.system.swaps()
+        # The rate is read only when prerun sampled it this tick (a second sample
+        # would move the detector's swap-out history).
+        rate = ctx.system.swapout_bps() if self.swapout_bps_threshold > 0 else 0.0
+        free = (total - used) & UINT64_MAX
+        return detector_reading(
+            what="free swap",
+            reading=free,
+            threshold=swap_threshold(total, self.threshold_pct),
+            unit="bytes",
+            over=swap_low(total, used, self.threshold_pct, rate, self.swapout_bps_threshold),
+            below=True,
+            swap_total=total,
+            swapout_bps=rate,
+            swapout_bps_threshold=self.swapout_bps_threshold,
+        )

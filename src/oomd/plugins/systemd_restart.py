@@ -41,6 +41,7 @@ import os
 import re
 import shutil
 import subprocess
+from typing import Any
 
 from oomd import dbus
 from oomd.plugin import (
@@ -222,6 +223,14 @@ class SystemdRestart(Action):
             return restart_over_dbus(host, self.service, self.machine_type)
         except NoBus:
             return restart_with_systemctl(host, self.service, self.machine_type, "No system bus")
+
+    def explain(self, ctx: OomdContext) -> dict[str, Any]:
+        where = f" on machine {self.machine_type}" if self.machine_type else ""
+        return {
+            "description": f"restarts systemd unit {self.service}{where}, then pauses "
+            f"{self.post_action_delay} s",
+            "dry": self.is_dry,
+        }
 
     def run(self, ctx: OomdContext) -> PluginRet:
         dry = self.is_dry

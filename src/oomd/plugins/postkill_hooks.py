@@ -1,0 +1,89 @@
+"""``exec_postkill_hook``: run a command after a kill (our addition).
+
+The argv (a list, or a string split as a shell would, never run through a shell)
+runs in its own session with the kill in its environment: ``OOMD_CGROUP`` (path
+relative to the cgroup fs), ``OOMD_CGROUP_PATH`` (absolute), ``OOMD_RULESET``,
+``OOMD_DETECTOR_GROUP``, ``OOMD_KILLER`` (the kill plugin), ``OOMD_USAGE`` (bytes, as
+in the kill line), ``OOMD_KILL_UUID`` and ``OOMD_DRY`` (``1`` for a dry kill). The
+tick never waits for it: a thread of its own drains its output into the log and, if
+it runs longer than ``timeout`` seconds (default 30), kills its whole process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import threading
+from typing import TYPE_CHECKING
+
+from oomd import log
+from oomd.engine.args import parse_unsigned_int
+from oomd.engine.plugin import ArgError, arg
+from oomd.engine.postkill import PostkillHook
+from oomd.plugins.prekill_hooks import _parse_argv, _parse_argv_list
+
+if TYPE_CHECKING:
+    from oomd.events import KillEvent
+
+DEFAULT_TIMEOUT = 30
+
+
+class ExecPostkillHook(PostkillHook):
+    name = "exec_postkill_hook"
+    argv: tuple[str, ...] = arg(_parse_argv, required=True, parse_list=_parse_argv_list)
+    timeout: int = arg(parse_unsigned_int, default=DEFAULT_TIMEOUT)
+
+    def setup(self) -> None:
+        if not self.cgroup and not self.xattr:
+            raise ArgError("cgroup", 'Required arg "cgroup" missing (or give "xattr")')
+
+    def fire(self, event: KillEvent) -> None:
+        env = dict(os.environ)
+        env.update(
+            OOMD_CGROUP=event.cgroup,
+            OOMD_CGROUP_PATH=event.cgroup_path,
+            OOMD_RULESET=event.ruleset,
+            OOMD_DETECTOR_GROUP=event.detector_group,
+            OOMD_KILLER=event.killer,
+            OOMD_USAGE=str(event.usage),
+            OOMD_KILL_UUID=event.kill_uuid,
+            OOMD_DRY="1" if event.dry else "0",
+        )
+        try:
+            proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as e:
+            log.always(f"Postkill hook {self.name} could not run {self.argv[0]}: {e.strerror}")
+            return
+        log.always(
+            f"Postkill hook {self.name} [{proc.pid}] started for {event.cgroup}: "
+            f"{shlex.join(self.argv)}"
+        )
+        threading.Thread(
+            target=_supervise, args=(self.name, proc, self.timeout), daemon=True
+        ).start()
+
+
+def _supervise(hook: str, proc: subprocess.Popen[bytes], timeout: int) -> None:
+    """Wait for the hook at most ``timeout`` s (killing its process group after),
+    logging its output; runs in its own thread."""
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+        status = f"exited with status {proc.returncode}"
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        status = f"killed: it ran past its timeout of {timeout}s"
+    for line in output.decode(errors="replace").splitlines():
+        log.always(f"Postkill hook {hook} [{proc.pid}]: {line}")
+    log.always(f"Postkill hook {hook} [{proc.pid}] {status}")
