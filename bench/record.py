@@ -4,10 +4,13 @@ Our engine in-process (as profile_tick.py) on bench/run.py's fake tree, the ``ra
 config (every leaf's files read every tick: the most a tick records). Between ticks a
 share of the leaves changes as a busy host's do: memory.current, five memory.stat
 keys and the memory PSI line (untimed). Ticks with and without the recorder alternate
-so both see the same cache state. Size per hour = bytes per tick (after the window
-warms up) x 3600 (``-i 1``).
+(which one runs first alternates too) so both see the same cache state. The recorder runs as the daemon's does
+(``Recorder(threaded=True)``): "tick" is the tick's thread's CPU (the tick plus
+``end_tick``), "writer" the writer thread's CPU per tick (off the tick: the daemon
+sleeps meanwhile; the bench waits for it, untimed, before the next tick). Size per
+hour = bytes per tick (after the window warms up) x 3600 (``-i 1``).
 
-    .venv/bin/python bench/record.py --leaves 1000 --ticks 60 --change 0,0.1,1
+    .venv/bin/python bench/record.py --leaves 1000 --ticks 60 --change 0,0.1,1 --repeat 3
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ def main() -> int:
     parser.add_argument("--ticks", type=int, default=60)
     parser.add_argument("--change", default="0,0.1,1", help="shares of leaves changing per tick")
     parser.add_argument("--dir", default="/dev/shm")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per share (to see noise)")
     args = parser.parse_args()
     base = tempfile.mkdtemp(prefix="oomd-bench-record-", dir=args.dir)
     log.set_output_fd(os.open(os.devnull, os.O_WRONLY))
@@ -71,7 +75,8 @@ def main() -> int:
         tree = os.path.join(base, "tree")
         build_tree(tree, args.leaves, 1)
         leaves = layout(args.leaves, 1)
-        for share in (float(s) for s in args.change.split(",")):
+        shares = [float(s) for s in args.change.split(",")]
+        for share in [s for s in shares for _ in range(args.repeat)]:
             env = PluginEnv(cgroup_fs=tree, system=SystemContext(), kmsg=NullKmsg(), dry_run=True)
             ir = parse_config(json.dumps(config("rank", 1)), "bench.json")
             plain = compile_config(ir, env).engine
@@ -91,31 +96,41 @@ def main() -> int:
                     source="bench",
                 ),
             )
-            recorder = Recorder(ctx_rec, writer)
-            cost = {"plain": 0.0, "recorded": 0.0}
+            recorder = Recorder(ctx_rec, writer, threaded=True)
+            cost = {"plain": 0.0, "recorded": 0.0, "writer": 0.0}
             warm = 5
             size_at_warm = 0
             for t in range(args.ticks + warm):
                 mutate(tree, leaves, share, t)
-                start = time.process_time()
-                plain.tick(ctx_plain)
-                middle = time.process_time()
-                recorded.tick(ctx_rec)
-                recorder.end_tick()
-                end = time.process_time()
+                before = recorder.store_cpu
+                plain_cpu = rec_cpu = 0.0
+                for which in (0, 1) if t % 2 else (1, 0):  # alternate the order
+                    start = time.thread_time()
+                    if which:
+                        recorded.tick(ctx_rec)
+                        recorder.end_tick()
+                        rec_cpu = time.thread_time() - start
+                        recorder.sync()
+                    else:
+                        plain.tick(ctx_plain)
+                        plain_cpu = time.thread_time() - start
                 if t == warm - 1:
                     size_at_warm = os.path.getsize(path)
                 if t >= warm:
-                    cost["plain"] += middle - start
-                    cost["recorded"] += end - middle
+                    cost["plain"] += plain_cpu
+                    cost["recorded"] += rec_cpu
+                    cost["writer"] += recorder.store_cpu - before
             size = os.path.getsize(path) - size_at_warm
+            recorder.stop()
             writer.close()
             plain_ms = cost["plain"] / args.ticks * 1000
             rec_ms = cost["recorded"] / args.ticks * 1000
+            writer_ms = cost["writer"] / args.ticks * 1000
             per_hour = size / args.ticks * 3600
             print(
                 f"{args.leaves} leaves, {share:.0%} changing per tick: tick {plain_ms:.1f} ms CPU, "
                 f"with recorder {rec_ms:.1f} ms (+{(rec_ms / plain_ms - 1) * 100:.1f} %), "
+                f"writer {writer_ms:.1f} ms off the tick, "
                 f"trace {size / args.ticks / 1024:.1f} KiB/tick = {per_hour / 2**20:.0f} MiB/hour at -i 1"
             )
     finally:

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from tools.vm import oomdvm
 
+from tests.record.real_kernel import assert_replays_its_kill
+
 REPO = Path(__file__).resolve().parents[1]
 E2E = REPO / "tests" / "e2e"
 #: Scenarios whose features have landed; each must have run and recorded its numbers.
@@ -31,6 +33,10 @@ REQUIRED = {
     "avoid_xattr",
     "dry_run",
     "daemon_under_own_pressure",
+    "ladder_clean_exit",
+    "ladder_escalated",
+    "sigkill_baseline",
+    "flight_recorder",
 }
 
 
@@ -91,3 +97,7 @@ def test_e2e_suite_in_a_real_kernel(tmp_path: Path) -> None:
         f"guest died; files in {result.out}/.oomdvm):\n{output[-30000:]}\n{report}"
     )
     assert ran >= REQUIRED, f"scenarios that did not run: {REQUIRED - ran}\n{output[-5000:]}"
+    # The flight recorder's incident of the real kill, replayed here with the config the
+    # guest's daemon ran: the same victim at the same tick (docs/trace-format.md).
+    recorded = result.out / "record"
+    assert_replays_its_kill(str(recorded / "incident.oomd-trace"), str(recorded / "oomd.json"))

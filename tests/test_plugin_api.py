@@ -250,6 +250,11 @@ def test_kill_plugins_take_the_kill_args_first_then_their_own() -> None:
         "kernelkill",
         "reap_memory",
         "log_kmemalloc_prekill",
+        "kill_signal",
+        "grace_period",
+        "prefer",
+        "avoid",
+        "kill_mode",
         "threshold",
         "biased_swap_kill",
         "meminfo_location",
@@ -323,7 +328,7 @@ def test_the_old_args_tuple_still_works_with_a_deprecation_warning(tmp_path: Pat
                 return cgroups
 
     assert w[0].filename == __file__  # points at the class statement
-    assert [a.name for a in Legacy.args][-2:] == ["log_kmemalloc_prekill", "limit"]
+    assert [a.name for a in Legacy.args][-2:] == ["kill_mode", "limit"]
     env = api.PluginEnv(cgroup_fs=str(tmp_path))
     plugin = testing.build_plugin(Legacy, {"cgroup": "w/*", "limit": "3"}, env)
     assert isinstance(plugin, Legacy) and plugin.limit == 3 and plugin.reap_memory is True

@@ -222,6 +222,7 @@ def test_memory_stall_in_a_real_cgroup_runs_an_early_tick(tmp_path: Path, daemon
         }
         conf = tmp_path / "oomd.json"
         conf.write_text(json.dumps(config))
+        started_daemon = time.monotonic()
         daemon = daemons.start(
             None,
             tmp_path,
@@ -235,10 +236,18 @@ def test_memory_stall_in_a_real_cgroup_runs_an_early_tick(tmp_path: Path, daemon
                 pytest.fail("the daemon did not start:\n" + stderr.read_text())
             if "No PSI trigger" in stderr.read_text():
                 pytest.skip("the kernel accepts no PSI trigger here: " + stderr.read_text())
-            started = time.monotonic()
-            hog = real_cgroups.spawn_hog(procs_files, 36, thrash, 20)
-            fired = _wait_for(stderr, ("pressure trigger (some 50 ms per 2000 ms) fired",), 20)
-            elapsed = time.monotonic() - started
+            # The early tick is proven by the daemon's own ": early tick" line, not by a
+            # wall-clock bound: the hog's stall can start late on a loaded host (it
+            # timed out at 20 s once in five runs while the hog also stopped at 20 s).
+            # So the hog runs until stopped, and we wait until just before the first
+            # scheduled tick (60 s after start), after which a fire would prove nothing.
+            deadline = started_daemon + 55
+            hog = real_cgroups.spawn_hog(procs_files, 36, thrash, 120)
+            fired = _wait_for(
+                stderr,
+                ("pressure trigger (some 50 ms per 2000 ms) fired",),
+                deadline - time.monotonic(),
+            )
             text = stderr.read_text()
             if not fired:
                 pressure = Path(cg2, "memory.pressure").read_text()
@@ -246,14 +255,12 @@ def test_memory_stall_in_a_real_cgroup_runs_an_early_tick(tmp_path: Path, daemon
                 if hog.poll() is not None and hog.stderr is not None:
                     hog_err = hog.stderr.read()
                 pytest.fail(
-                    f"no early tick in 20 s; {name}/memory.pressure:\n{pressure}\n"
-                    f"hog: {hog.poll()} {hog_err!r}\ndaemon:\n{text}"
+                    f"no early tick before the first scheduled one; {name}/memory.pressure:\n"
+                    f"{pressure}\nhog: {hog.poll()} {hog_err!r}\ndaemon:\n{text}"
                 )
             assert "PSI trigger fired ('some 50000 2000000' on " in text
             assert ": early tick" in text
             assert f"{name}: trigger 'some 50000 2000000' fired" in text
-            # Well before the next scheduled tick (60 s after the first).
-            assert elapsed < 20
         finally:
             if hog is not None:
                 real_cgroups.stop(hog)

@@ -33,17 +33,22 @@ _C_INT_STR = re.compile(r"[ \t\n\v\f\r]*([+-]?[0-9]+)")
 
 def c_int(data: bytes) -> int | None:
     """``stoll`` semantics: skip leading space, optional sign, longest digit prefix;
-    trailing garbage ignored; None when there are no digits."""
+    trailing garbage ignored; None when there are no digits or the value is outside
+    int64 (stoll's out_of_range: a 4,000-digit memory.current overflowed float
+    arithmetic in every kill plugin)."""
+    value: int | None = None
     if b"_" not in data:  # int() would accept "1_000"; stoll stops at the "_"
         try:
-            return int(data)
+            value = int(data)
         except ValueError:
             pass
-    m = _C_INT.match(data)
-    try:
-        return int(m.group(1)) if m else None
-    except ValueError:  # over int()'s 4,300 digits: unavailable, as stoll's out_of_range
-        return None
+    if value is None:
+        m = _C_INT.match(data)
+        try:
+            value = int(m.group(1)) if m else None
+        except ValueError:  # over int()'s 4,300 digits
+            return None
+    return value if value is None or INT64_MIN <= value <= INT64_MAX else None
 
 
 def c_int_prefix(text: str) -> tuple[int, str] | None:

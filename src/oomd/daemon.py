@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import json
 import os
 import signal
 import sys
@@ -28,7 +29,7 @@ from oomd.config import armed
 from oomd.config.compiler import Compiled, compile_config, compile_dropin
 from oomd.config.default_policy import default_policy, default_policy_text
 from oomd.config.errors import ConfigError
-from oomd.config.host_policy import HostFacts, adapt_policy
+from oomd.config.host_policy import HostFacts, adapt_policy, to_json
 from oomd.config.ir import ConfigIR
 from oomd.config.parser import load_config
 from oomd.dropin import DropInService, dropin_files, read_dropin
@@ -267,7 +268,7 @@ def psi_available(proc_root: str = "/proc") -> bool:
 
 
 def _flight_recorder(
-    opts: Options, ctx: OomdContext, env: PluginEnv, config: str
+    opts: Options, ctx: OomdContext, env: PluginEnv, config: str, fitted: ConfigIR | None = None
 ) -> FlightRecorder | None:
     """``--record-dir``: the flight recorder, tapping ``ctx`` and the kill log; None
     when not asked for, or when it cannot start (logged: the daemon runs on)."""
@@ -277,7 +278,9 @@ def _flight_recorder(
 
     try:
         text = default_policy_text()
-        if os.path.exists(config):
+        if fitted is not None:  # the built-in policy as fitted to this host
+            text = json.dumps(to_json(fitted), indent=2) + "\n"
+        elif os.path.exists(config):
             with open(config, encoding="utf-8", errors="replace") as f:
                 text = f.read()
         meta = trace_meta(
@@ -438,7 +441,9 @@ def run(opts: Options) -> int:
     # can act (oomd.config.armed).
     monitor = armed.Monitor()
     monitor.check(engine, time.monotonic())
-    recorder = _flight_recorder(opts, ctx, env, ir.source if is_default else opts.config)
+    recorder = _flight_recorder(
+        opts, ctx, env, ir.source if is_default else opts.config, ir if is_default else None
+    )
     log.always("Running oomd")
     # systemd (Type=notify): READY after the first tick, then a watchdog ping and a
     # status line after every tick; oomd.notify.

@@ -13,6 +13,9 @@ from typing import Protocol
 
 from oomd.kill import Killer, KillReport
 
+#: What ``log_kmemalloc_prekill`` copies to kmsg after a kill (upstream's literal path).
+KMEMALLOC_PROFILER = "/tmp/oomd_kmemalloc_profiler"
+
 
 class KillerLike(Protocol):
     """What the kill core needs of a killer (:class:`oomd.kill.Killer`)."""
@@ -28,7 +31,15 @@ class Host:
     ``systemctl`` None means ``systemctl`` from PATH (or /usr/bin, /bin).
     """
 
-    __slots__ = ("killer", "may_panic", "proc_root", "run_root", "system_bus_address", "systemctl")
+    __slots__ = (
+        "killer",
+        "kmemalloc_profiler",
+        "may_panic",
+        "proc_root",
+        "run_root",
+        "system_bus_address",
+        "systemctl",
+    )
 
     def __init__(
         self,
@@ -39,6 +50,7 @@ class Host:
         system_bus_address: str | None = None,
         systemctl: str | None = None,
         may_panic: bool = False,
+        kmemalloc_profiler: str = KMEMALLOC_PROFILER,
     ) -> None:
         self.killer: KillerLike = killer if killer is not None else Killer(proc_root=proc_root)
         self.proc_root = proc_root
@@ -49,6 +61,8 @@ class Host:
         #: daemon's host (and a test's scratch host) set it, so a ``PluginEnv`` built
         #: without a host - in a plugin author's test, say - can never crash the machine.
         self.may_panic = may_panic
+        #: Read (only if a regular file owned by root) by ``log_kmemalloc_prekill``.
+        self.kmemalloc_profiler = kmemalloc_profiler
 
     @property
     def sysrq_trigger(self) -> str:

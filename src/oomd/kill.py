@@ -33,6 +33,11 @@ from oomd.libc import libc
 MAX_PASSES = 10
 LOG_BATCH = 20
 _NR_PROCESS_MRELEASE = 448
+#: The kernel's PID_MAX_LIMIT (2^22): a ``cgroup.procs`` line above it names no process
+#: (and one >= 2^31 made ``pidfd_open`` raise OverflowError, aborting the whole kill).
+PID_MAX_LIMIT = 1 << 22
+#: At most this many signalled-but-not-yet-exited processes are remembered across kills.
+_DYING_LIMIT = 4096
 
 
 def new_kill_uuid() -> str:
@@ -128,20 +133,54 @@ class Killer:
         self.wait_exit = wait_exit
         #: Never signalled, whatever a (possibly fake) cgroup.procs says.
         self.protected_pids = frozenset({os.getpid()}) if protected_pids is None else protected_pids
+        #: Processes an earlier kill signalled whose exit was not seen yet (pid -> pidfd):
+        #: a later kill (another ruleset, the next tick) finding them still listed must
+        #: not count them as killed again, or an already-killed victim is "killed" twice.
+        self._dying: dict[int, int] = {}
+
+    def _pinnable(self, pid: int) -> bool:
+        """Whether a listed pid may be pinned and signalled at all: never pid <= 1 (0 is
+        a process outside our pid namespace), the daemon, a pid no process can have, or
+        a process an earlier kill signalled that is still exiting."""
+        if pid <= 1 or pid in self.protected_pids:
+            return False
+        if pid > PID_MAX_LIMIT:
+            log.info(f"Skipping pid {pid} listed in cgroup.procs: not a valid pid")
+            return False
+        old = self._dying.get(pid)
+        return old is None or _has_exited(old)
+
+    def _prune_dying(self) -> None:
+        for pid, fd in list(self._dying.items()):
+            if _has_exited(fd):
+                os.close(fd)
+                del self._dying[pid]
+
+    def _remember_dying(self, pidfds: dict[int, int], killed: list[int]) -> None:
+        """Keep the pidfds of ``killed`` processes not exited yet (close the rest)."""
+        keep = set(killed)
+        for pid, fd in pidfds.items():
+            if pid in keep and not _has_exited(fd) and len(self._dying) < _DYING_LIMIT:
+                old = self._dying.pop(pid, None)
+                if old is not None and old != fd:
+                    os.close(old)
+                self._dying[pid] = fd
+            elif self._dying.get(pid) != fd:
+                os.close(fd)
 
     def kill(self, cgroup_dir: str, *, freeze: bool = False, reap: bool = True) -> KillReport:
         """SIGKILL every process of ``cgroup_dir`` and its descendants."""
         pidfds: dict[int, int] = {}
         report = KillReport()
         reaper = _Reaper(cgroup_dir) if reap else None
+        self._prune_dying()
         try:
             if self.use_cgroup_kill and os.path.exists(cgroup_dir + "/cgroup.kill"):
                 self._kill_with_cgroup_kill(cgroup_dir, freeze, pidfds, report, reaper)
             else:
                 self._kill_with_pidfds(cgroup_dir, pidfds, report, reaper)
         finally:
-            for fd in pidfds.values():
-                os.close(fd)
+            self._remember_dying(pidfds, report.pids)
         if reaper is not None and reaper.started:
             report.reaped = reaper.finish()
         return report
@@ -172,18 +211,29 @@ class Killer:
             return
         if fs.parse_populated(populated) is False:
             return
-        # Pin every process first, for the log, the count and process_mrelease.
+        # Pin every process first, for the log, the count and process_mrelease: what the
+        # write kills is what is pinned and alive now (the kernel kills the whole subtree
+        # at once). Nothing pinned means nothing to kill: a failed kill, not a phantom one
+        # (cgroup.procs empty although cgroup.events says populated, or every process
+        # already signalled by an earlier kill and still exiting).
         entries: list[str] = []
         for directory in walk(cgroup_dir):
             for pid in read_pids(directory) or ():
-                if pid in pidfds or pid in self.protected_pids:
+                if pid in pidfds or not self._pinnable(pid):
                     continue
                 try:
-                    pidfds[pid] = os.pidfd_open(pid)
+                    fd = os.pidfd_open(pid)
                 except OSError:
                     continue
+                if _has_exited(fd):
+                    os.close(fd)
+                    continue
+                pidfds[pid] = fd
                 stat = proc_stat(pid, self.proc_root)
                 entries.append(f"{pid}({stat[0]})" if stat else str(pid))
+        if not pidfds:
+            _thaw(cgroup_dir, frozen)
+            return
         try:
             fs.write_control(cgroup_dir + "/cgroup.kill", "1")
         except OSError as e:
@@ -191,7 +241,7 @@ class Killer:
             _thaw(cgroup_dir, frozen)
             return
         report.pids = sorted(pidfds)
-        report.killed = len(pidfds) or 1
+        report.killed = len(pidfds)
         for i in range(0, len(entries), LOG_BATCH):
             batch = entries[i : i + LOG_BATCH]
             log.info(f"Killed {len(batch)}: {' '.join(batch)}")
@@ -218,7 +268,13 @@ class Killer:
             if pass_number + 1 < MAX_PASSES:
                 self._wait_for_exit([pidfds[p] for p in killed_now])
 
-    def _signal_cgroup(self, directory: str, pidfds: dict[int, int]) -> list[int]:
+    def _signal_cgroup(
+        self,
+        directory: str,
+        pidfds: dict[int, int],
+        sig: int = signal.SIGKILL,
+        verb: str = "Killed",
+    ) -> list[int]:
         """One pass over one cgroup: returns the pids newly signalled."""
         listed = read_pids(directory)
         if not listed:
@@ -226,7 +282,7 @@ class Killer:
         opened: dict[int, int] = {}
         entries: dict[int, str] = {}
         for pid in listed:
-            if pid in self.protected_pids or pid in opened:
+            if pid in opened or not self._pinnable(pid):
                 continue
             old = pidfds.get(pid)
             if old is not None and not _has_exited(old):
@@ -252,7 +308,7 @@ class Killer:
         killed: list[int] = []
         for pid, fd in opened.items():
             try:
-                signal.pidfd_send_signal(fd, signal.SIGKILL)
+                signal.pidfd_send_signal(fd, sig)
             except OSError as e:
                 entries[pid] += f"[E{e.errno}]"
                 os.close(fd)
@@ -267,8 +323,69 @@ class Killer:
         for i in range(0, len(labels), LOG_BATCH):
             batch = labels[i : i + LOG_BATCH]
             n = sum(1 for label in batch if not label.endswith("]"))
-            log.info(f"Killed {n}: {' '.join(batch)}")
+            log.info(f"{verb} {n}: {' '.join(batch)}")
         return killed
+
+    # -- a gentler first signal (the kill ladder, oomd.engine.ladder) ---------------
+
+    def signal(self, cgroup_dir: str, sig: int) -> KillReport:
+        """Send ``sig`` (e.g. SIGTERM) once to every process of ``cgroup_dir`` and its
+        descendants, through pidfds as the SIGKILL path does (a recycled pid is never
+        signalled); no waiting, no reaping. ``killed`` counts the processes signalled."""
+        pidfds: dict[int, int] = {}
+        report = KillReport()
+        name = signal.Signals(sig).name
+        try:
+            for directory in walk(cgroup_dir):
+                report.pids.extend(self._signal_cgroup(directory, pidfds, sig, f"Sent {name} to"))
+        finally:
+            for fd in pidfds.values():
+                os.close(fd)
+        report.killed = len(report.pids)
+        return report
+
+    def signal_process(self, cgroup_dir: str, pid: int, sig: int) -> KillReport:
+        """Send ``sig`` to one process of ``cgroup_dir`` or its descendants, through a
+        pidfd opened before the pid is checked to be still listed there; ``killed`` is
+        1 when it was signalled."""
+        report = KillReport()
+        if pid in self.protected_pids:
+            report.error = f"pid {pid} is oomd itself"
+            return report
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError as e:
+            report.error = f"pidfd_open({pid}): {e.strerror}"
+            return report
+        try:
+            if not any(pid in (read_pids(d) or ()) for d in walk(cgroup_dir)):
+                report.error = f"pid {pid} left {cgroup_dir}"
+                return report
+            stat = proc_stat(pid, self.proc_root)
+            signal.pidfd_send_signal(fd, sig)
+        except OSError as e:
+            report.error = f"signalling {pid}: {e.strerror}"
+            return report
+        finally:
+            os.close(fd)
+        log.info(f"Sent {signal.Signals(sig).name} to 1: {pid}({stat[0] if stat else '?'})")
+        report.killed = 1
+        report.pids = [pid]
+        return report
+
+    def largest_process(self, cgroup_dir: str) -> tuple[int, str, int] | None:
+        """(pid, its cgroup directory, RSS + swap in bytes) of the biggest process of
+        ``cgroup_dir`` and its descendants (``VmRSS`` + ``VmSwap`` of
+        ``/proc/<pid>/status``), or None when it has none that can be read."""
+        best: tuple[int, str, int] | None = None
+        for directory in walk(cgroup_dir):
+            for pid in read_pids(directory) or ():
+                if pid in self.protected_pids:
+                    continue
+                size = _rss_and_swap(pid, self.proc_root)
+                if size is not None and (best is None or size > best[2]):
+                    best = (pid, directory, size)
+        return best
 
     def _wait_for_exit(self, fds: list[int]) -> None:
         """Wait (at most ``wait_exit`` seconds) until every pidfd reports an exit."""
@@ -329,6 +446,21 @@ class _Reaper:
         return self.reaped
 
 
+def _rss_and_swap(pid: int, proc_root: str) -> int | None:
+    """``VmRSS`` + ``VmSwap`` of a process in bytes; None for a kernel thread, a zombie
+    or a process gone."""
+    data = fs.read_bytes(f"{proc_root}/{pid}/status")
+    if data is None:
+        return None
+    total: int | None = None
+    for line in data.splitlines():
+        if line.startswith((b"VmRSS:", b"VmSwap:")):
+            fields = line.split()
+            if len(fields) >= 2 and fields[1].isdigit():
+                total = (total or 0) + (int(fields[1]) << 10)
+    return total
+
+
 def _has_exited(pidfd: int) -> bool:
     poller = select.poll()
     poller.register(pidfd, select.POLLIN)
@@ -342,22 +474,36 @@ OOMS_XATTRS = ("trusted.oomd_ooms", "user.oomd_ooms")
 KILL_XATTRS = ("trusted.oomd_kill", "user.oomd_kill")
 
 
+#: A counter xattr is a uint64, as systemd-oomd's; anything else (a delegated user can
+#: write any ``user.*`` value on the cgroups it owns) restarts the count.
+_COUNTER_MAX = 2**64 - 1
+
+
 def set_xattr(path: str, name: str, value: str) -> bool:
     try:
         os.setxattr(path, name, value.encode())
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in the path
         return False
     log.info(f"Set xattr {name}={value} on {path}")
     return True
 
 
+def read_counter(value: bytes) -> int:
+    """A counter xattr's value: missing, empty, garbage, negative, over 20 digits or
+    over uint64 count as 0. Never raises (``user.*`` values are the cgroup owner's)."""
+    head = value[:32]
+    parsed = c_int(head) if len(value) <= 32 else None
+    return parsed if parsed is not None and 0 <= parsed <= _COUNTER_MAX else 0
+
+
 def add_to_xattr(path: str, name: str, delta: int) -> None:
-    """Add ``delta`` to a decimal counter xattr (missing, empty or garbage = 0)."""
+    """Add ``delta`` to a decimal counter xattr; never raises, never stops a kill."""
     try:
-        current = c_int(os.getxattr(path, name)) or 0
-    except OSError:
+        current = read_counter(os.getxattr(path, name))
+    except (OSError, ValueError):
         current = 0
-    set_xattr(path, name, str(current + delta))
+    total = current + delta
+    set_xattr(path, name, str(total if total <= _COUNTER_MAX else delta))
 
 
 def record_kill_start(path: str, kill_uuid: str) -> None:
@@ -368,5 +514,7 @@ def record_kill_start(path: str, kill_uuid: str) -> None:
 
 
 def record_kill_done(path: str, killed: int) -> None:
+    if killed <= 0:
+        return  # nothing was killed: no trusted.oomd_kill (a failed kill, as upstream)
     for name in KILL_XATTRS:
         add_to_xattr(path, name, killed)

@@ -60,6 +60,28 @@ def read_regular(path: str, limit: int = MAX_FILE_BYTES) -> bytes:
         os.close(fd)
 
 
+def read_root_owned(path: str, limit: int) -> bytes:
+    """At most ``limit`` bytes of ``path``, a regular file owned by root, opened without
+    following a symlink and without blocking (a FIFO a user planted at a fixed path in
+    /tmp would block ``open()``; a symlink would copy a file only root may read).
+    Longer files are cut at ``limit``. Raises :class:`Untrusted` or OSError."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY | os.O_NOFOLLOW)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise Untrusted("not a regular file")
+        if st.st_uid != 0:
+            raise Untrusted(f"owned by uid {st.st_uid}, not root")
+        chunks = []
+        size = 0
+        while size < limit and (chunk := os.read(fd, min(1 << 16, limit - size))):
+            size += len(chunk)
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def _read_bounded(fd: int, limit: int = MAX_FILE_BYTES, path: str = "") -> bytes:
     chunks = []
     size = 0

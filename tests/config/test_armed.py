@@ -243,7 +243,9 @@ def test_check_shows_effective_args_and_an_actions_own_post_action_delay(
         "    kill_by_pressure: cgroup=workload.slice/* ruleset_cgroup=(none) (default) "
         "recursive=false (default) post_action_delay=20 dry=false (default) "
         "always_continue=false (default) debug=false (default) kernelkill=false (default) "
-        "reap_memory=true (default) log_kmemalloc_prekill=false (default) resource=memory "
+        "reap_memory=true (default) log_kmemalloc_prekill=false (default) "
+        "kill_signal=SIGKILL (default) grace_period=0 (default) prefer=(none) (default) "
+        "avoid=(none) (default) kill_mode=cgroup (default) resource=memory "
         "[after a kill this ruleset pauses 20s (the action's own post_action_delay), not 15s]",
     ]
 

@@ -712,9 +712,10 @@ def test_every_problem_of_a_config_is_reported_with_its_location(env: PluginEnv)
         f'{SOURCE}: ruleset "first": detector group "bad": detector #2: plugin "pressure_above": '
         "arg \"resource\": 'cpu' is not a resource (memory or io)",
         f'{SOURCE}: ruleset "first": action #2: plugin "kill_by_memory_size_or_growth": '
-        'Unknown arg "bogus" (known args: always_continue, cgroup, debug, dry, '
-        "growing_size_percentile, kernelkill, log_kmemalloc_prekill, min_growth_ratio, "
-        "post_action_delay, reap_memory, recursive, ruleset_cgroup, size_threshold)",
+        'Unknown arg "bogus" (known args: always_continue, avoid, cgroup, debug, dry, '
+        "grace_period, growing_size_percentile, kernelkill, kill_mode, kill_signal, "
+        "log_kmemalloc_prekill, min_growth_ratio, post_action_delay, prefer, reap_memory, "
+        "recursive, ruleset_cgroup, size_threshold)",
         f'{SOURCE}: ruleset "first": action #2: plugin "kill_by_memory_size_or_growth": '
         "arg \"dry\": 'yes' is not a bool (true, True, 1, false, False or 0)",
         f'{SOURCE}: ruleset "second": detector group "g": detector #1: plugin "nope": '

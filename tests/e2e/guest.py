@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,7 +176,12 @@ class Daemon:
     ``interval``), a kmsg file and a runtime dir of its own."""
 
     def __init__(
-        self, workdir: Path, config: dict[str, Any], cgroup: Path, interval: int = 1
+        self,
+        workdir: Path,
+        config: dict[str, Any],
+        cgroup: Path,
+        interval: int = 1,
+        args: Sequence[str] = (),
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / "oomd.json"
@@ -185,7 +190,7 @@ class Daemon:
         self.stderr_path = workdir / "oomd.stderr"
         self.cgroup = cgroup
         argv = [*our_oomd(), "-C", str(self.config_path), "-i", str(interval)]
-        argv += ["--kmsg-override", str(self.kmsg_path), "-D", str(workdir / "run")]
+        argv += ["--kmsg-override", str(self.kmsg_path), "-D", str(workdir / "run"), *args]
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
                 argv,
@@ -331,10 +336,14 @@ class Scenario:
             time.sleep(0.1)
 
     def oomd(
-        self, config: dict[str, Any], cgroup: str = "oomd.service", interval: int = 1
+        self,
+        config: dict[str, Any],
+        cgroup: str = "oomd.service",
+        interval: int = 1,
+        args: Sequence[str] = (),
     ) -> Daemon:
         daemon = Daemon(
-            self.workdir / f"oomd{len(self.daemons)}", config, self.cgroup(cgroup), interval
+            self.workdir / f"oomd{len(self.daemons)}", config, self.cgroup(cgroup), interval, args
         )
         self.daemons.append(daemon)
         return daemon

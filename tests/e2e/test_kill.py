@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -128,16 +129,42 @@ def hog_killed(s: Scenario, daemon: Daemon, hog: Worker, killer: str, name: str,
     )
 
 
+#: The flight recorder's window in the first scenario (a small incident file: it is
+#: brought back to the host, replayed there, and kept as tests/record/data's fixture).
+RECORD_KEEP = 6
+
+
 def test_hog_past_memory_high_is_killed_and_good_service_survives(tmp_path: Path) -> None:
+    record_dir = tmp_path / "rec"
+    flight = ["--record-dir", str(record_dir), "--record-keep", str(RECORD_KEEP)]
     with scenario(tmp_path) as s:
         wl = workload(s)
-        daemon, [good] = start(s, config(memory_kill()), ("good", GOOD))
+        daemon = s.oomd(config(memory_kill()), args=flight)
+        good = s.worker("good", s.cgroup("workload.slice/good.service"), GOOD, pause=0.2)
+        s.wait_allocated(good, GOOD)
+        daemon.wait_running()
         t0 = time.monotonic()
         hog = grow_hog(s)
         hog_killed(s, daemon, hog, "kill_by_memory_size_or_growth", "memory_size_or_growth", t0)
         assert_keeps_working(good)
         assert xattr(good.cgroup, "trusted.oomd_ooms") is None
         assert xattr(wl, "trusted.oomd_ooms") is None
+        # The flight recorder wrote the kill's incident, named after its uuid, once
+        # its tail was recorded; the host replays it (tests/test_e2e_vm.py).
+        uuid = (xattr(hog.cgroup, "trusted.oomd_kill_uuid") or b"").decode()
+        incident = record_dir / f"{uuid}.oomd-trace"
+        deadline = time.monotonic() + RECORD_KEEP + 15
+        while not incident.exists():
+            assert time.monotonic() < deadline, f"no incident file:\n{daemon.stderr_tail()}"
+            time.sleep(0.2)
+        out = os.environ.get("OOMDVM_OUT")
+        if out:
+            keep = Path(out) / "record"
+            keep.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(incident, keep / "incident.oomd-trace")
+            shutil.copyfile(daemon.config_path, keep / "oomd.json")
+            (keep / "kill-line").write_text(daemon.wait_kill_lines(1)[0])
+        record("flight_recorder", s.started, incident_bytes=incident.stat().st_size)
 
 
 SWAP_PLUGINS = ("swap_free", "kill_by_swap_usage")

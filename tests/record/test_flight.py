@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from oomd.recorder import LIVE_NAME, FlightRecorder, trace_meta
+from oomd.cgroup.mount import controllers
+from oomd.config.default_policy import default_policy
+from oomd.config.host_policy import HostFacts, adapt_policy, to_json
+from oomd.recorder import LIVE_NAME, QUEUE_TICKS, FlightRecorder, Recorder, trace_meta
 from oomd.replay import run_replay
-from oomd.trace import Trace
+from oomd.trace import Trace, TraceWriter
 from tests.record.scenario import MIB, config
 from tests.support.daemon import Daemon, our_oomd
 from tests.support.harness import Harness
@@ -62,7 +66,9 @@ def test_window_is_bounded_in_time_and_size(tmp_path: Path) -> None:
         h.tick()
         recorder.end_tick()
         if t in (99, 199):
+            recorder.sync()
             sizes.append(live.stat().st_size)
+    recorder.sync()
     trace = Trace(str(live))
     span = trace.ticks[-1][1] - trace.ticks[0][1]
     assert 20 <= span <= 20 + recorder.prune_every + 1
@@ -85,6 +91,7 @@ def test_a_kill_writes_its_incident_after_the_tail(tmp_path: Path) -> None:
         h.tree.set_pressure("workload.slice", 80 if t == 40 else 0)
         h.tick()
         recorder.end_tick()
+        recorder.sync()
         if t == 40:
             assert len(h.kills) == 1 and recorder.pending
         if t == 49:
@@ -140,3 +147,62 @@ def test_daemon_records_its_kill_and_replay_reproduces_it(
     [kill] = result.kills
     assert kill.tick == event.tick
     assert kill.line == event.line.replace("killer:", "killer:(dry)")
+
+
+def test_daemon_on_the_default_policy_records_the_policy_fitted_to_the_host(
+    tree: FakeTree, tmp_path: Path, daemons: list[Daemon]
+) -> None:
+    tree.cgroup("workload.slice", pressure=(0, 0, 0), current=MIB)
+    record_dir = tmp_path / "rec"
+    argv = [*our_oomd(), "-i", "1", "--dry-run", "-D", str(tmp_path / "run")]
+    argv += ["--record-dir", str(record_dir), "--record-keep", "4"]
+    daemon = Daemon(argv, tree.root, tmp_path)
+    daemons.append(daemon)
+    assert daemon.wait_for(lambda: "Running oomd" in daemon.stderr()), daemon.stderr()
+    daemon.stop(signal.SIGTERM)
+    trace = Trace(str(record_dir / LIVE_NAME))
+    fitted, notes = adapt_policy(
+        default_policy(), HostFacts(str(tree.root), controllers(str(tree.root)))
+    )
+    assert notes, "the fake tree lacks what the built-in policy names: it is fitted"
+    assert json.loads(trace.meta["config"]) == to_json(fitted)
+    # The host files are in every trace, read or not by the config.
+    files = {name for cid, name, key in trace.series.values() if cid is None}
+    assert {"meminfo", "vmstat", "pressure/memory"} <= files, files
+
+
+def test_a_lagging_writer_drops_ticks_and_never_blocks_the_tick(tmp_path: Path) -> None:
+    h = _harness(tmp_path, cgroups=3)
+    h.load(config(threshold=50, duration=0), dry_run=True)
+    release, entered = threading.Event(), threading.Event()
+    stored: list[int] = []
+
+    def slow(_when: float, tick: int, _events: list[tuple[str, str, str, str]]) -> None:
+        entered.set()
+        release.wait(30)
+        stored.append(tick)
+
+    writer = TraceWriter(str(tmp_path / "t.oomd-trace"), {"interval": "1"})
+    recorder = Recorder(h.ctx, writer, threaded=True, after=slow)
+    h.env.kmsg = recorder.tap_kmsg(h.kmsg)
+    ticks = QUEUE_TICKS + 5
+    for t in range(ticks):
+        h.tree.set_pressure("workload.slice", 80 if t == ticks - 1 else 0)
+        h.tick()
+        recorder.end_tick()  # returns at once although the writer is stuck
+        if t == 0:
+            assert entered.wait(10)
+    # One tick in the writer's hands, QUEUE_TICKS queued, the rest dropped; the last
+    # tick's kill was dropped with it and goes with the next tick stored.
+    assert recorder.dropped == ticks - QUEUE_TICKS - 1 and len(h.kills) == 1
+    release.set()
+    recorder.sync()
+    h.tick()
+    recorder.end_tick()
+    recorder.stop()
+    writer.close()
+    assert stored == list(range(1, QUEUE_TICKS + 3))
+    trace = Trace(str(tmp_path / "t.oomd-trace"))
+    assert trace.meta["dropped_ticks"] == str(recorder.dropped)
+    [event] = trace.events
+    assert event.tick == QUEUE_TICKS + 2 and event.cgroup.startswith("workload.slice/")

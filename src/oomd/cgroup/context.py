@@ -432,15 +432,28 @@ class CgroupContext:
 
     def kill_preference(self) -> KillPreference:
         """PREFER/AVOID from xattrs (presence only, first match wins), else NORMAL;
-        as stable within a tick as the xattr names it is derived from."""
+        as stable within a tick as the xattr names it is derived from.
+
+        ``user.*`` ones count only on a cgroup owned by root: any user can set them on
+        the cgroups delegated to it (``user@UID.service/*``), and ``user.oomd_avoid``
+        there would push a kill onto another user's cgroups. systemd-oomd also honours
+        them where the cgroup's owner owns the monitored prefix; a pattern has no such
+        prefix (``user.slice/*/*`` spans users), so only root's count here.
+        ``trusted.*`` needs CAP_SYS_ADMIN to set and always counts."""
         value = KillPreference.NORMAL
         names = self.xattr_names()
         if names:
             for name, preference in _PREFERENCE_XATTRS:
-                if name in names:
+                if name in names and (not name.startswith("user.") or self._owned_by_root()):
                     value = preference
                     break
         return value
+
+    def _owned_by_root(self) -> bool:
+        try:
+            return os.stat(self.path.absolute, follow_symlinks=False).st_uid == 0
+        except (OSError, ValueError):
+            return False
 
     # -- derived fields -------------------------------------------------------------
 

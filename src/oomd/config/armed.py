@@ -88,8 +88,9 @@ def effective_args(plugin: Plugin) -> list[str]:
 
 def describe(engine: Engine, named: Callable[[str], str] = str) -> list[str]:
     """What ``oomd -c`` prints for a compiled engine: each ruleset, each plugin with
-    its effective args, and the action's own post_action_delay where it overrides."""
-    lines = []
+    its effective args, and the action's own post_action_delay where it overrides;
+    first, the config's ``protected_cgroups`` and which cgroups they protect now."""
+    lines = protected_lines(engine)
     for ruleset in engine.rulesets:
         lines.append(f'ruleset "{ruleset.name}" (post_action_delay={ruleset.post_action_delay}s)')
         for group in ruleset.detector_groups:
@@ -106,6 +107,25 @@ def describe(engine: Engine, named: Callable[[str], str] = str) -> list[str]:
             )
             lines.append(f"    {named(a.name)}: " + " ".join(effective_args(a)) + extra)
     return lines
+
+
+def protected_lines(engine: Engine) -> list[str]:
+    """``protected_cgroups: ...`` with the cgroups that match now (none when the
+    config has no ``protected_cgroups``)."""
+    patterns: dict[str, CgroupPattern] = {}
+    for ruleset in engine.rulesets:
+        for action in ruleset.actions:
+            if isinstance(action, KillPlugin):
+                for p in action.env.protected_cgroups:
+                    patterns.setdefault(p.text, p)
+    if not patterns:
+        return []
+    found = sorted({path.relative or "/" for p in patterns.values() for path, _ in p.resolve()})
+    now = ", ".join(found) if found else "none exists yet"
+    return [
+        f"protected_cgroups: {', '.join(patterns)} (never killed by any plugin, descendants "
+        f"included, nor any cgroup holding one; matching now: {now})"
+    ]
 
 
 # -- armed analysis -----------------------------------------------------------

@@ -103,9 +103,21 @@ def _describe_error(e: Exception) -> str:
 class _Compiler:
     def __init__(self, ir: ConfigIR, env: PluginEnv) -> None:
         self.ir = ir
-        self.env = env
         self.problems: list[str] = []
         self.warnings: list[str] = list(ir.warnings)
+        self.env = self._protect(env, ir.protected_cgroups)
+
+    def _protect(self, env: PluginEnv, texts: tuple[str, ...]) -> PluginEnv:
+        """``env`` with the config's ``protected_cgroups`` added (oomd.engine.victims)."""
+        patterns = list(env.protected_cgroups)
+        for text in texts:
+            try:
+                patterns.extend(parse_pattern_list(env.cgroup_fs, text))
+            except ValueError as e:
+                self.fail('"protected_cgroups"', str(e))
+        if len(patterns) == len(env.protected_cgroups):
+            return env
+        return env.replace(protected_cgroups=tuple(patterns))
 
     def fail(self, where: str, message: str) -> None:
         self.problems.append(f"{self.ir.source}: {where}: {message}")
@@ -429,7 +441,8 @@ def compile_config(ir: ConfigIR, env: PluginEnv) -> Compiled:
 def compile_dropin(base: ConfigIR, dropin: ConfigIR, env: PluginEnv) -> DropInUnit:
     """Build what a drop-in file adds to the engine compiled from ``base``; raises
     ConfigError naming the drop-in file and every problem."""
-    return _Compiler(dropin, env).dropin(base)
+    merged = dropin._replace(protected_cgroups=base.protected_cgroups + dropin.protected_cgroups)
+    return _Compiler(merged, env).dropin(base)
 
 
 def build_plugin(

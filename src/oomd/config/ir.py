@@ -56,6 +56,8 @@ class ConfigIR(NamedTuple):
     warnings: tuple[str, ...] = ()
     #: ``postkill_hooks`` (our addition; same shape as ``prekill_hooks``).
     postkill_hooks: tuple[PluginIR, ...] = ()
+    #: Top-level ``protected_cgroups`` (ours): cgroup patterns no plugin ever kills.
+    protected_cgroups: tuple[str, ...] = ()
 
     def dump(self) -> list[str]:
         """Upstream's IR dump lines (logged after parsing; cosmetic)."""

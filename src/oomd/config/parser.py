@@ -15,7 +15,7 @@ from oomd.trusted import read_regular
 
 #: The keys upstream reads at each level; any other key is ignored (by upstream too),
 #: so we warn about it, naming the closest known key (docs/compatibility.md).
-TOP_KEYS = ("rulesets", "prekill_hooks", "postkill_hooks")
+TOP_KEYS = ("rulesets", "prekill_hooks", "postkill_hooks", "protected_cgroups")
 RULESET_KEYS = (
     "name",
     "detectors",
@@ -204,6 +204,7 @@ def parse_config(text: str, source: str = "<config>") -> ConfigIR:
         parser.plugin(h, f"postkill hook #{i + 1}")
         for i, h in enumerate(_members(root.get("postkill_hooks")))
     )
+    protected = _protected(parser, root.get("protected_cgroups"))
     if parser.problems:
         raise ConfigError(parser.problems)
     return ConfigIR(
@@ -212,7 +213,24 @@ def parse_config(text: str, source: str = "<config>") -> ConfigIR:
         source,
         tuple(warnings + parser.warnings),
         postkill_hooks=postkill,
+        protected_cgroups=protected,
     )
+
+
+def _protected(parser: _Parser, value: JsonValue) -> tuple[str, ...]:
+    """``protected_cgroups`` (ours): an array of cgroup patterns (or one string of
+    comma-separated patterns, as a plugin's ``cgroup``)."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(str(v) for v in value)
+    parser.fail(
+        "top level",
+        f'"protected_cgroups" must be an array of cgroup patterns (strings), not {_kind(value)}',
+    )
+    return ()
 
 
 def load_config(path: str) -> ConfigIR:

@@ -16,10 +16,22 @@ from oomd import events, log, stats
 from oomd.cgroup.context import INT64_MAX, CgroupContext, KillPreference, OomdContext, fmt_mb
 from oomd.cgroup.fs import ZERO_PRESSURE
 from oomd.cgroup.path import CgroupPath, CgroupPattern
-from oomd.engine.args import parse_bool, parse_cgroups, parse_unsigned_int, require_cgroups
-from oomd.engine.plugin import Action, Arg, PluginRet, arg
+from oomd.engine import ladder as kill_ladder
+from oomd.engine.args import (
+    non_negative,
+    one_of,
+    parse_bool,
+    parse_cgroups,
+    parse_float,
+    parse_string,
+    parse_unsigned_int,
+    require_cgroups,
+)
+from oomd.engine.plugin import Action, Arg, ArgError, PluginRet, arg
 from oomd.engine.prekill import PrekillHookInvocation
+from oomd.engine.victims import protecting_pattern, with_config_preferences
 from oomd.kill import new_kill_uuid, record_kill_done, record_kill_start
+from oomd.trusted import Untrusted, read_root_owned
 
 #: Context dumps show at most this many cgroups unless the plugin's ``debug`` is set
 #: (upstream dumps every non-negligible candidate, which at 10,000 cgroups is 60,000
@@ -28,8 +40,8 @@ DUMP_LIMIT = 10
 #: ... found among at most this many of the best-ranked candidates.
 DUMP_SCAN_LIMIT = 100
 
-#: What ``log_kmemalloc_prekill`` copies to kmsg (upstream's literal path).
-KMEMALLOC_PROFILER = "/tmp/oomd_kmemalloc_profiler"
+#: At most this much of the kmemalloc profile is copied to kmsg after a kill.
+KMEMALLOC_LIMIT = 1 << 20
 
 
 def fmt_float(value: float) -> str:
@@ -159,6 +171,8 @@ class KillPlugin(Action):
     """Base class of every kill plugin."""
 
     _pending: _Pending | None = None
+    #: A victim between its first signal and SIGKILL (``kill_signal``/``grace_period``).
+    _ladder: kill_ladder.Ladder | None = None
 
     # The args every kill plugin has; a kill plugin declares its own after them.
     cgroup: tuple[CgroupPattern, ...] = arg(parse_cgroups, default=())
@@ -171,9 +185,22 @@ class KillPlugin(Action):
     kernelkill: bool = arg(parse_bool, default=False)
     reap_memory: bool = arg(parse_bool, default=True)
     log_kmemalloc_prekill: bool = arg(parse_bool, default=False)
+    # Gentler kills and targeting (issue 17; docs/kill-ladder.md).
+    kill_signal: str = arg(kill_ladder.parse_signal, default=kill_ladder.SIGKILL)
+    grace_period: float = arg(parse_float, default=0.0, validate=non_negative)
+    prefer: tuple[CgroupPattern, ...] = arg(
+        parse_cgroups, default=(), parse_list=kill_ladder.parse_cgroup_list
+    )
+    avoid: tuple[CgroupPattern, ...] = arg(
+        parse_cgroups, default=(), parse_list=kill_ladder.parse_cgroup_list
+    )
+    kill_mode: str = arg(
+        parse_string, default="cgroup", validate=one_of("cgroup", "largest_process")
+    )
 
     def setup(self) -> None:
         require_cgroups(self)
+        kill_ladder.check_args(self.kill_signal, self.grace_period, ArgError)
         self.env.stats.set(stats.KILLS, self.env.stats.get(stats.KILLS) or 0)
 
     # -- what a heuristic provides -----------------------------------------------
@@ -214,7 +241,9 @@ class KillPlugin(Action):
             fn(cg)
 
     def run(self, ctx: OomdContext) -> PluginRet:
-        if self._pending is not None:
+        if self._ladder is not None:
+            result = self._ladder_tick(ctx)
+        elif self._pending is not None:
             result = self._resume(ctx)
         else:
             result = self.try_to_kill_something(ctx, self.candidates(ctx))
@@ -228,7 +257,13 @@ class KillPlugin(Action):
         return PluginRet.STOP
 
     def try_to_kill_something(self, ctx: OomdContext, initial: list[CgroupContext]) -> _Result:
-        ranked = self.rank(ctx, initial)
+        if self.kill_signal != kill_ladder.SIGKILL:
+            for cg in initial:  # a ladder a restarted daemon left pending goes first
+                pending = kill_ladder.resume(self, ctx, cg)
+                if pending is not None:
+                    self._ladder = pending
+                    return self._ladder_tick(ctx)
+        ranked = self._ranked(ctx, initial)
         dump_cgroups(ctx, ranked, not self.debug)
         return self._kill_from(ctx, [(c, ranked) for c in reversed(ranked)])
 
@@ -244,7 +279,7 @@ class KillPlugin(Action):
             if self.recursive and not cg.oom_group():
                 children = ctx.children(cg)
                 if children:
-                    ranked_children = self.rank(ctx, children)
+                    ranked_children = self._ranked(ctx, children)
                     if not dry_look:
                         log.info(self.pick_reason(ctx, cg, peers))
                         dump_cgroups(ctx, ranked_children, not self.debug)
@@ -275,8 +310,9 @@ class KillPlugin(Action):
                         invocation, _freeze((cg, peers)), [_freeze(e) for e in stack]
                     )
                     return _Result.DEFER
-            if self.kill_and_log(ctx, cg):
-                return _Result.SUCCESS
+            result = self._deliver(ctx, cg)
+            if result is not _Result.FAILED:
+                return result
         return _Result.FAILED
 
     @staticmethod
@@ -303,8 +339,9 @@ class KillPlugin(Action):
             # Someone removed (or re-created) the victim meanwhile: consider the job
             # done; if pressure persists the detectors fire again.
             return _Result.FAILED
-        if self.kill_and_log(ctx, victim[0]):
-            return _Result.SUCCESS
+        result = self._deliver(ctx, victim[0])
+        if result is not _Result.FAILED:
+            return result
         stack: list[_Candidate] = []
         for frozen in pending.stack:
             thawed = _thaw(ctx, frozen)
@@ -314,6 +351,54 @@ class KillPlugin(Action):
             else:
                 stack.append(thawed)
         return self._kill_from(ctx, stack)
+
+    # -- issue 17: protected_cgroups, prefer/avoid, the kill ladder, kill_mode --------
+
+    def _ranked(self, ctx: OomdContext, cgroups: list[CgroupContext]) -> list[CgroupContext]:
+        """The heuristic's ranking of the cgroups ``protected_cgroups`` leaves, with
+        the config's ``prefer``/``avoid`` applied over the xattrs."""
+        protected = self.env.protected_cgroups
+        if protected:
+            cgroups = [
+                c
+                for c in cgroups
+                if protecting_pattern(protected, c.path, descendants=False) is None
+            ]
+        return with_config_preferences(self.rank(ctx, cgroups), self.prefer, self.avoid)
+
+    def _deliver(self, ctx: OomdContext, cg: CgroupContext) -> _Result:
+        """Kill ``cg`` as configured: upstream's SIGKILL of the whole cgroup, or the
+        first signal of a ladder, or only its largest process."""
+        if self.env.protected_cgroups:
+            pattern = protecting_pattern(self.env.protected_cgroups, cg.path)
+            if pattern is not None:
+                log.info(
+                    f"Not killing {cg.path.absolute}: protected_cgroups pattern {pattern.text}"
+                )
+                return _Result.FAILED
+        if self.kill_signal == kill_ladder.SIGKILL and self.kill_mode == "cgroup":
+            return _Result.SUCCESS if self.kill_and_log(ctx, cg) else _Result.FAILED
+        if not cg.is_valid():
+            log.info(
+                f"Not killing {cg.path.absolute}: it was removed or re-created since it was ranked"
+            )
+            return _Result.FAILED
+        pending = (
+            kill_ladder.resume(self, ctx, cg) if self.kill_signal != kill_ladder.SIGKILL else None
+        )
+        started = pending if pending is not None else kill_ladder.start(self, ctx, cg)
+        if isinstance(started, kill_ladder.Ladder):
+            self._ladder = started
+            return self._ladder_tick(ctx) if pending is not None else _Result.DEFER
+        return _Result.SUCCESS if started else _Result.FAILED
+
+    def _ladder_tick(self, ctx: OomdContext) -> _Result:
+        ladder = self._ladder
+        assert ladder is not None
+        if kill_ladder.tick(self, ctx, ladder) is kill_ladder.Step.WAIT:
+            return _Result.DEFER
+        self._ladder = None
+        return _Result.SUCCESS
 
     # -- oomd status: a dry look at the same ranking ----------------------------------
 
@@ -332,8 +417,14 @@ class KillPlugin(Action):
         result: dict[str, Any] = {"dry": self.is_dry}
         if self._pending is not None:
             result["waiting_for_prekill_hook"] = self._pending.victim[0][0].relative
+        if self._ladder is not None:
+            result["kill_ladder"] = {
+                "cgroup": self._ladder.path,
+                "signal": self._ladder.signal_name,
+                "sigkill_in_s": round(max(self._ladder.deadline - ctx.now(), 0.0), 1),
+            }
         initial = self.candidates(ctx)
-        ranked = self.rank(ctx, initial)
+        ranked = self._ranked(ctx, initial)
         result["considered"] = len(initial)
         result["top"] = [
             {"cgroup": cg.path.relative, **self.rank_numbers(ctx, cg, ranked)}
@@ -445,12 +536,18 @@ class KillPlugin(Action):
             log.info(line)
 
     def _copy_kmemalloc_profile(self) -> None:
+        """Copy the profile to kmsg: only a regular file owned by root, never through a
+        symlink, never blocking on a FIFO planted at the fixed path in /tmp."""
+        path = self.env.host.kmemalloc_profiler
         try:
-            with open(KMEMALLOC_PROFILER, encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    self.env.kmsg.write(line.rstrip("\n"), "")
-        except OSError:
-            pass
+            data = read_root_owned(path, KMEMALLOC_LIMIT)
+        except FileNotFoundError:
+            return
+        except (OSError, Untrusted) as e:
+            log.info(f"Not copying {path}: {e}")
+            return
+        for line in data.decode("utf-8", errors="replace").splitlines():
+            self.env.kmsg.write(line, "")
 
 
 #: KillPlugin's args, for kill plugins that still list ``args = (*KILL_ARGS, ...)``

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
+from oomd.cgroup.path import CgroupPattern
 from oomd.cgroup.system import SystemContext
 from oomd.host import Host
 from oomd.log import Kmsg, NullKmsg
@@ -69,6 +70,7 @@ class PluginEnv:
         "notes",
         "own_cgroup",
         "plugin_timeout",
+        "protected_cgroups",
         "slow_run_threshold",
         "stats",
         "system",
@@ -86,6 +88,7 @@ class PluginEnv:
         host: Host | None = None,
         slow_run_threshold: float = 1.0,
         plugin_timeout: float = 10.0,
+        protected_cgroups: tuple[CgroupPattern, ...] = (),
     ) -> None:
         self.cgroup_fs = cgroup_fs
         self.system = system if system is not None else SystemContext()
@@ -108,6 +111,9 @@ class PluginEnv:
         #: many seconds is abandoned by the watchdog (the daemon uses the larger of
         #: 10 s and the interval).
         self.plugin_timeout = plugin_timeout
+        #: The config's top-level ``protected_cgroups``: never victims of any kill
+        #: plugin (oomd.engine.victims).
+        self.protected_cgroups = protected_cgroups
 
     def replace(self, **changes: Any) -> PluginEnv:
         """A copy with some settings changed (the notes list is the copy's own)."""

@@ -743,9 +743,21 @@ class Senpai(Action):
             return None
         return cg.memory_high_tmp() if tmp else cg.memory_high()
 
+    def _dry(self, what: str) -> bool:
+        """Under ``--dry-run`` senpai computes as usual and writes nothing (it changed
+        memory.high and /proc/sys/vm/swappiness): log that once per plugin."""
+        if not self.env.dry_run:
+            return False
+        if not getattr(self, "_dry_logged", False):
+            self._dry_logged = True
+            log.info(f"senpai: dry run, not writing {what} (nor anything else)")
+        return True
+
     def write(self, cg: CgroupContext, filename: str, text: str) -> bool:
         if cg.dead:
             return False
+        if self._dry(f"{text} to {cg.path.relative}/{filename}"):
+            return True
         try:
             fs.write_control(cg.path.absolute + "/" + filename, text)
         except OSError:
@@ -801,6 +813,8 @@ class Senpai(Action):
 
     def set_swappiness(self, ctx: OomdContext, value: int) -> None:
         path = self.swappiness_path(ctx)
+        if self._dry(f"{value} to {path}"):
+            return
         try:
             fs.write_control(path, str(value))
         except OSError as e:
