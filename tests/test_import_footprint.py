@@ -24,7 +24,7 @@ def test_the_daemon_does_not_import_dataclasses() -> None:
 @pytest.mark.parametrize(
     "module",
     # importlib.resources brings pathlib, tempfile, shutil, zipfile: ~2 MiB of RSS.
-    ["importlib.resources", "importlib.metadata", "tempfile", "pathlib"],
+    ["importlib.resources", "importlib.metadata", "tempfile", "pathlib", "json"],
 )
 def test_the_daemon_does_not_import_heavy_stdlib_modules(module: str) -> None:
     code = (

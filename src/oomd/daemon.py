@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
-import json
 import os
 import signal
 import sys
@@ -274,6 +273,8 @@ def _flight_recorder(
     when not asked for, or when it cannot start (logged: the daemon runs on)."""
     if opts.record_dir is None:
         return None
+    import json  # only here: json is 0.3 MiB a plain run does not need
+
     from oomd.recorder import FlightRecorder, trace_meta
 
     try:
