@@ -305,3 +305,96 @@ def test_missing_directory_is_reported_once_not_every_tick(
     for _ in range(3):
         service.poll()
     assert oolog.read_text().count("is not a directory") == 1
+
+
+# -- the directory chain (issue 12 item 9) ---------------------------------------------
+
+
+def test_world_writable_directory_is_refused_with_the_symlink_planted_in_it(
+    setup: Any, tmp_path: Path, oolog: Path
+) -> None:
+    """The audit's scenario: in a drop-in directory anyone can write to, another user
+    planted a symlink to a root-owned config (which passes the file check): refused,
+    nothing applied, logged once, and picked up once the directory is fixed."""
+    h, service, directory = setup
+    root_owned = write(tmp_path, "root-owned.json", dropin(group="planted"))
+    directory.chmod(0o777)
+    (directory / "a.json").symlink_to(root_owned)
+    assert tick(h, service) == ["base group->base.slice"]
+    assert tick(h, service) == ["base group->base.slice"]
+    refused = [line for line in oolog.read_text().splitlines() if "Refusing drop-in" in line]
+    assert len(refused) == 1, refused
+    assert (
+        f"Refusing drop-in directory {directory}: writable by its group or others (mode 0777)"
+        in refused[0]
+    )
+    assert "injected" not in oolog.read_text()
+    directory.chmod(0o755)
+    assert tick(h, service)[0] == "planted->base.slice"
+
+
+def test_directory_made_writable_after_start_refuses_new_files(setup: Any, oolog: Path) -> None:
+    h, service, directory = setup
+    assert tick(h, service) == ["base group->base.slice"]
+    directory.chmod(0o757)
+    write(directory, "a.json", dropin(group="late"))
+    assert tick(h, service) == ["base group->base.slice"]
+    assert (
+        f"Refusing drop in config={directory}/a.json: {directory} is writable by its group "
+        "or others (mode 0757)"
+    ) in oolog.read_text()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a directory to another user")
+def test_directory_whose_parent_another_user_owns_is_refused(
+    harness: Harness, tmp_path: Path, oolog: Path
+) -> None:
+    """That user could rename the drop-in directory away and put their own there."""
+    harness.tree.cgroup("base.slice/victim", current=100 * MB, stat={"anon": 1})
+    harness.load(BASE)
+    assert harness.engine is not None
+    base_ir = harness.ir
+    parent = tmp_path / "home"
+    directory = parent / "dropins"
+    directory.mkdir(parents=True)
+    write(directory, "a.json", dropin(group="theirs"))
+    os.chown(parent, 65534, 65534)
+    service = DropInService(
+        str(directory), harness.engine, lambda ir: compile_dropin(base_ir, ir, harness.env)
+    )
+    assert tick(harness, service) == ["base group->base.slice"]
+    assert (
+        f"Refusing drop-in directory {directory}: {parent} is owned by uid 65534, not root"
+    ) in oolog.read_text()
+    os.chown(parent, 0, 0)
+    assert tick(harness, service)[0] == "theirs->base.slice"
+
+
+def test_a_sticky_ancestor_writable_by_all_is_allowed_but_not_as_the_directory(
+    harness: Harness, tmp_path: Path, oolog: Path
+) -> None:
+    """/tmp (1777) may lie above the directory, as it does above every tmp_path."""
+    harness.tree.cgroup("base.slice/victim", current=100 * MB, stat={"anon": 1})
+    harness.load(BASE)
+    assert harness.engine is not None
+    base_ir = harness.ir
+    sticky = tmp_path / "tmp"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    for directory, group, mode in ((sticky / "dropins", "sticky", 0o755), (sticky, None, 0o1777)):
+        directory.mkdir(exist_ok=True)
+        directory.chmod(mode)
+        write(directory, "a.json", dropin(group=group or "leaf"))
+        service = DropInService(
+            str(directory), harness.engine, lambda ir: compile_dropin(base_ir, ir, harness.env)
+        )
+        kills = tick(harness, service)
+        service.close()
+        if group is not None:
+            assert kills[0] == "sticky->base.slice"
+            harness.engine.remove_dropin("a.json")
+        else:
+            assert kills == ["base group->base.slice"]
+            assert f"Refusing drop-in directory {sticky}: writable by its group or others " in (
+                oolog.read_text()
+            )

@@ -277,6 +277,60 @@ def test_plugin_dir_or_file_owned_by_another_user_is_refused(tmp_path: Path) -> 
     ]
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a directory to another user")
+def test_plugin_dir_whose_parent_another_user_owns_or_all_can_write_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Issue 12 item 9: whoever can write to a parent can swap the plugin dir; as sshd,
+    every directory up to / is checked, a sticky one writable by all (/tmp) excepted."""
+    parent = tmp_path / "home"
+    parent.mkdir()
+    directory = plugin_dir(parent, {"always.py": DETECTOR_FILE})
+    os.chown(parent, 65534, 65534)
+    with pytest.raises(registry.PluginLoadError) as excinfo:
+        registry.discover([str(directory)], entry_points=False)
+    assert excinfo.value.problems == [
+        f"refusing plugin dir {directory}: {parent} is owned by uid 65534, not root"
+    ]
+    os.chown(parent, 0, 0)
+    parent.chmod(0o777)
+    with pytest.raises(registry.PluginLoadError) as excinfo:
+        registry.discover([str(directory)], entry_points=False)
+    assert excinfo.value.problems == [
+        f"refusing plugin dir {directory}: {parent} is writable by its group or others (mode 0777)"
+    ]
+    parent.chmod(0o1777)
+    assert registry.discover([str(directory)], entry_points=False) == []
+    assert registry.get("always_fires") is not None
+
+
+def test_plugin_dir_reached_through_a_symlink_is_checked_where_it_lies(tmp_path: Path) -> None:
+    """The link itself may be root's; what it points into is what is checked."""
+    open_parent = tmp_path / "open"
+    open_parent.mkdir()
+    directory = plugin_dir(open_parent, {"always.py": DETECTOR_FILE})
+    open_parent.chmod(0o777)
+    link = tmp_path / "plugins"
+    link.symlink_to(directory)
+    with pytest.raises(registry.PluginLoadError) as excinfo:
+        registry.discover([str(link)], entry_points=False)
+    assert excinfo.value.problems == [
+        f"refusing plugin dir {link}: {open_parent} is writable by its group or others (mode 0777)"
+    ]
+
+
+def test_plugin_file_linked_from_an_untrusted_directory_is_refused(tmp_path: Path) -> None:
+    elsewhere = plugin_dir(tmp_path, {"always.py": DETECTOR_FILE}, mode=0o777)
+    directory = plugin_dir(tmp_path, {})
+    (directory / "always.py").symlink_to(elsewhere / "always.py")
+    with pytest.raises(registry.PluginLoadError) as excinfo:
+        registry.discover([str(directory)], entry_points=False)
+    assert excinfo.value.problems == [
+        f"refusing plugin dir file {directory}/always.py: {elsewhere} is writable by its "
+        "group or others (mode 0777)"
+    ]
+
+
 def test_missing_plugin_dir_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(registry.PluginLoadError) as excinfo:
         registry.discover([str(tmp_path / "nope")], entry_points=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from oomd.commands.status import render
 from oomd.engine.kill_base import KillPlugin
 from oomd.engine.status import evaluate
 from oomd.plugins.pressure_above import most_pressured
@@ -251,3 +252,43 @@ def test_explain_of_the_other_plugins_changes_no_state(tree: FakeTree, proc: Any
     senpai = views["senpai"]
     assert senpai["tracked_count"] == 3
     assert {t["cgroup"] for t in senpai["tracked"]} == {f"work.slice/cg{i}" for i in range(3)}
+
+
+def test_status_names_the_protected_cgroups_and_what_they_match_now(harness: Harness) -> None:
+    """Issue 17: `-c` said which cgroups are protected; status and explain now do too
+    (the patterns as written, the cgroups matching now), in JSON and in the text."""
+    _populate(harness.tree)
+    config = {
+        **CONFIG,
+        "protected_cgroups": ["work.slice/cg1", "work.slice/cg0", "system.slice/db*"],
+    }
+    engine = harness.load(config, dry_run=True)
+    harness.tick()
+    doc = evaluate(engine, harness.ctx)
+    assert doc["protected_cgroups"] == {
+        "patterns": ["work.slice/cg1", "work.slice/cg0", "system.slice/db*"],
+        "matching": ["work.slice/cg0", "work.slice/cg1"],
+    }
+    # The protected cgroups are what the kill path skips: the victim is the third.
+    assert doc["rulesets"][0]["actions"][0]["victim"]["cgroup"] == "work.slice/cg2"
+    text = render({**doc, "host": {}})
+    assert (
+        "protected: work.slice/cg1, work.slice/cg0, system.slice/db* (never killed, "
+        "descendants included; matching now: work.slice/cg0, work.slice/cg1)"
+    ) in text.splitlines()
+    harness.tree.cgroup("system.slice/db1")
+    assert evaluate(engine, harness.ctx)["protected_cgroups"]["matching"] == [
+        "system.slice/db1",
+        "work.slice/cg0",
+        "work.slice/cg1",
+    ]
+
+
+def test_status_without_protected_cgroups_has_an_empty_list_and_no_line(
+    harness: Harness,
+) -> None:
+    _populate(harness.tree)
+    engine = harness.load(CONFIG, dry_run=True)
+    doc = evaluate(engine, harness.ctx)
+    assert doc["protected_cgroups"] == {"patterns": [], "matching": []}
+    assert "protected" not in render({**doc, "host": {}})

@@ -9,7 +9,10 @@ Beyond upstream (docs/compatibility.md): a file merely created in place counts t
 all events of a tick are batched, so a file written in several chunks is read once;
 a file that fails to parse or compile is logged with the reason and leaves the running
 rules as they were; and a file not owned by root (or by the daemon's user), or
-writable by its group or others, is refused - a drop-in decides what gets killed.
+writable by its group or others, is refused - a drop-in decides what gets killed -
+and so is every file while the directory, or any directory above it (after
+symlinks), fails the same check (a sticky ancestor such as ``/tmp`` excepted): a
+directory another user can write to lets them plant a symlink to any root-owned file.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from oomd.config.errors import ConfigError
 from oomd.config.ir import ConfigIR
 from oomd.config.parser import parse_config
 from oomd.engine.engine import DropInUnit, Engine
-from oomd.trusted import Untrusted, read_trusted
+from oomd.trusted import Untrusted, read_trusted, untrusted_dir_chain
 
 _FILE_EVENTS = inotify.IN_CREATE | inotify.IN_MODIFY | inotify.IN_CLOSE_WRITE | inotify.IN_MOVED_TO
 _GONE_EVENTS = inotify.IN_DELETE | inotify.IN_MOVED_FROM
@@ -68,6 +71,7 @@ class DropInService:
         self.compile_unit = compile_unit
         self._inotify: inotify.Inotify | None = None
         self._missing_logged = False
+        self._refused_logged: str | None = None
         self.tags: set[str] = set()
 
     def close(self) -> None:
@@ -104,6 +108,15 @@ class DropInService:
                 log.info(f"Error: {self.directory} is not a directory (retrying every tick)")
                 self._missing_logged = True
             return False
+        why = untrusted_dir_chain(os.path.realpath(self.directory))
+        if why is not None:
+            if self._refused_logged != why:
+                log.info(
+                    f"Refusing drop-in directory {self.directory}: {why} (retrying every tick)"
+                )
+                self._refused_logged = why
+            return False
+        self._refused_logged = None
         try:
             watcher = inotify.Inotify()
             try:

@@ -1,6 +1,9 @@
 """Reading files that decide what gets killed (drop-in configs, plugin files): only
-ones owned by root (or the daemon's own user) and not writable by group or others.
-The check and the read go through one descriptor, so what is checked is what is read."""
+ones owned by root (or the daemon's own user) and not writable by group or others,
+in a directory whose every component up to ``/`` passes the same check (as sshd
+checks ``authorized_keys``), except that an ancestor with the sticky bit (``/tmp``)
+may be writable by all. The check and the read go through one descriptor, so what is
+checked is what is read."""
 
 from __future__ import annotations
 
@@ -30,15 +33,65 @@ def untrusted_reason(st: os.stat_result) -> str | None:
     return None
 
 
+def untrusted_dir_chain(directory: str, name_leaf: bool = False) -> str | None:
+    """Why the directory ``directory`` (absolute, symlinks resolved) or one of its
+    ancestors must not be trusted, or None. Each must be owned by root (or the
+    daemon's user) and not writable by group or others; an ancestor (never
+    ``directory`` itself) may be writable by all when it has the sticky bit, since
+    then nobody but its owner can rename or remove the root-owned entry below it.
+    A component that is a symlink (swapped in since the path was resolved) is refused.
+    The reason names the component, except ``directory`` itself unless ``name_leaf``."""
+    path = os.path.normpath(directory)
+    if not os.path.isabs(path):
+        return f"{directory}: not an absolute path"
+    leaf = True
+    while True:
+        try:
+            st = os.lstat(path)
+        except OSError as e:
+            return f"cannot check {path}: {e.strerror}"
+        if not stat.S_ISDIR(st.st_mode):
+            why: str | None = "not a directory"
+        elif not leaf and st.st_mode & stat.S_ISVTX and st.st_uid in (0, os.geteuid()):
+            why = None  # /tmp: a sticky ancestor writable by all
+        else:
+            why = untrusted_reason(st)
+        if why is not None:
+            return why if leaf and not name_leaf else f"{path} is {why}"
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path, leaf = parent, False
+
+
+def _directory_of(fd: int, path: str) -> str | None:
+    """The real directory holding the file open as ``fd`` (what the kernel opened,
+    whatever symlinks ``path`` went through), or None where it cannot be known."""
+    try:
+        real = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        real = os.path.realpath(path) if os.path.isabs(path) else ""
+    if not real.startswith("/") or real.endswith(" (deleted)"):
+        return None
+    return os.path.dirname(real)
+
+
 def read_trusted(path: str, dir_fd: int | None = None) -> bytes | None:
     """The content of ``path`` (relative to ``dir_fd`` if given); None if it is not a
-    regular file. Raises :class:`Untrusted` or OSError."""
+    regular file. The file and every directory above it (after symlinks) are checked.
+    Raises :class:`Untrusted` or OSError."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dir_fd)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return None
         why = untrusted_reason(st)
+        if why is not None:
+            raise Untrusted(why)
+        directory = _directory_of(fd, path)
+        if directory is None:
+            raise Untrusted("cannot tell which directory holds it")
+        why = untrusted_dir_chain(directory, name_leaf=True)
         if why is not None:
             raise Untrusted(why)
         return _read_bounded(fd)

@@ -112,6 +112,13 @@ def render(doc: dict[str, Any]) -> str:
             f"daemon: pid {daemon['pid']}, up {daemon['uptime_s']:.0f}s, interval "
             f"{daemon['interval_s']}s, last tick {daemon['last_tick_duration_s'] * 1000:.1f}ms"
         )
+    shielded = doc.get("protected_cgroups") or {}
+    if shielded.get("patterns"):
+        now = ", ".join(shielded["matching"]) or "none exists yet"
+        lines.append(
+            f"protected: {', '.join(shielded['patterns'])} (never killed, descendants "
+            f"included; matching now: {now})"
+        )
     for ruleset in doc["rulesets"]:
         lines += _ruleset_lines(ruleset)
     counters = doc.get("counters")

@@ -27,6 +27,7 @@ from oomd.engine.engine import Engine
 from oomd.engine.kill_base import KillPlugin
 from oomd.engine.plugin import Detector, Plugin
 from oomd.engine.ruleset import Ruleset
+from oomd.engine.status import protected
 
 #: Actions that must never sit in a detector group besides the kill plugins: they act
 #: on the whole host each time they run.
@@ -112,19 +113,13 @@ def describe(engine: Engine, named: Callable[[str], str] = str) -> list[str]:
 def protected_lines(engine: Engine) -> list[str]:
     """``protected_cgroups: ...`` with the cgroups that match now (none when the
     config has no ``protected_cgroups``)."""
-    patterns: dict[str, CgroupPattern] = {}
-    for ruleset in engine.rulesets:
-        for action in ruleset.actions:
-            if isinstance(action, KillPlugin):
-                for p in action.env.protected_cgroups:
-                    patterns.setdefault(p.text, p)
-    if not patterns:
+    found = protected(engine)
+    if not found["patterns"]:
         return []
-    found = sorted({path.relative or "/" for p in patterns.values() for path, _ in p.resolve()})
-    now = ", ".join(found) if found else "none exists yet"
+    now = ", ".join(found["matching"]) if found["matching"] else "none exists yet"
     return [
-        f"protected_cgroups: {', '.join(patterns)} (never killed by any plugin, descendants "
-        f"included, nor any cgroup holding one; matching now: {now})"
+        f"protected_cgroups: {', '.join(found['patterns'])} (never killed by any plugin, "
+        f"descendants included, nor any cgroup holding one; matching now: {now})"
     ]
 
 

@@ -117,14 +117,29 @@ def _ruleset_at(
     return {"detector_groups": groups, "actions": actions}
 
 
+def protected(engine: Engine) -> dict[str, Any]:
+    """The config's ``protected_cgroups`` (issue 17): the patterns, and the cgroups
+    they match now (relative paths, sorted; "/" for the root). Every kill plugin sees
+    the same list; the daemon's own cgroup, protected apart from it, is not listed."""
+    patterns: dict[str, Any] = {}
+    for ruleset in engine.rulesets:
+        for action in ruleset.actions:
+            if isinstance(action, KillPlugin):
+                for p in action.env.protected_cgroups:
+                    patterns.setdefault(p.text, p)
+    matching = sorted({path.relative or "/" for p in patterns.values() for path, _ in p.resolve()})
+    return {"patterns": list(patterns), "matching": matching}
+
+
 def evaluate(engine: Engine, ctx: OomdContext, top: int = DEFAULT_TOP) -> dict[str, Any]:
-    """The status document's engine part: host and rulesets."""
+    """The status document's engine part: host, protected cgroups and rulesets."""
     previous = log.set_silenced(True)
     try:
         now = ctx.now()
         return {
             "schema": SCHEMA_VERSION,
             "host": host(ctx.system),
+            "protected_cgroups": protected(engine),
             "rulesets": [_ruleset(r, ctx, now, top) for r in engine.rulesets],
         }
     finally:

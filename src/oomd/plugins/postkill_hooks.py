@@ -7,6 +7,8 @@ relative to the cgroup fs), ``OOMD_CGROUP_PATH`` (absolute), ``OOMD_RULESET``,
 in the kill line), ``OOMD_KILL_UUID`` and ``OOMD_DRY`` (``1`` for a dry kill). The
 tick never waits for it: a thread of its own drains its output into the log and, if
 it runs longer than ``timeout`` seconds (default 30), kills its whole process group.
+Like the prekill hook, it runs with ``oom_score_adj`` 0 and, where cgroup2 allows, in
+the ``oomd-hooks`` sibling of the daemon's cgroup (:mod:`oomd.cgroup.hookcg`).
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import threading
 from typing import TYPE_CHECKING
 
 from oomd import log
+from oomd.cgroup import hookcg
 from oomd.engine.args import parse_unsigned_int
 from oomd.engine.plugin import ArgError, arg
 from oomd.engine.postkill import PostkillHook
-from oomd.plugins.prekill_hooks import _parse_argv, _parse_argv_list
+from oomd.plugins.prekill_hooks import _normal_oom_score, _parse_argv, _parse_argv_list
 
 if TYPE_CHECKING:
     from oomd.events import KillEvent
@@ -64,16 +67,24 @@ class ExecPostkillHook(PostkillHook):
         except OSError as e:
             log.always(f"Postkill hook {self.name} could not run {self.argv[0]}: {e.strerror}")
             return
+        _normal_oom_score(proc.pid, "Postkill hook")
+        moved = (
+            None
+            if self.env.dry_run
+            else hookcg.move_out(proc.pid, f"Postkill hook {self.name} [{proc.pid}]")
+        )
         log.always(
             f"Postkill hook {self.name} [{proc.pid}] started for {event.cgroup}: "
             f"{shlex.join(self.argv)}"
         )
         threading.Thread(
-            target=_supervise, args=(self.name, proc, self.timeout), daemon=True
+            target=_supervise, args=(self.name, proc, self.timeout, moved), daemon=True
         ).start()
 
 
-def _supervise(hook: str, proc: subprocess.Popen[bytes], timeout: int) -> None:
+def _supervise(
+    hook: str, proc: subprocess.Popen[bytes], timeout: int, cgroup: str | None = None
+) -> None:
     """Wait for the hook at most ``timeout`` s (killing its process group after),
     logging its output; runs in its own thread."""
     try:
@@ -87,3 +98,4 @@ def _supervise(hook: str, proc: subprocess.Popen[bytes], timeout: int) -> None:
     for line in output.decode(errors="replace").splitlines():
         log.always(f"Postkill hook {hook} [{proc.pid}]: {line}")
     log.always(f"Postkill hook {hook} [{proc.pid}] {status}")
+    hookcg.release(cgroup)

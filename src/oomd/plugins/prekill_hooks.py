@@ -5,7 +5,9 @@ kill, with the victim and the ruleset in its environment: ``OOMD_CGROUP`` (path
 relative to the cgroup fs), ``OOMD_CGROUP_PATH`` (absolute), ``OOMD_RULESET``,
 ``OOMD_DETECTOR_GROUP`` and ``OOMD_KILL_UUID``. Its output is logged line by line as
 it arrives; if it outlives the ruleset's ``prekill_hook_timeout`` window, its whole
-process group is killed and the kill goes ahead.
+process group is killed and the kill goes ahead. It runs with ``oom_score_adj`` 0 and,
+where cgroup2 allows, in the ``oomd-hooks`` sibling of the daemon's cgroup
+(:mod:`oomd.cgroup.hookcg`), so oomd's protection does not cover it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import subprocess
 from collections.abc import Sequence
 
 from oomd import log
+from oomd.cgroup import hookcg
 from oomd.cgroup.context import ActionContext, CgroupContext
 from oomd.engine.plugin import ArgError, PluginEnv, arg
 from oomd.engine.prekill import PrekillHook, PrekillHookInvocation
@@ -57,9 +60,10 @@ def _parse_argv_list(value: Sequence[str], env: PluginEnv) -> tuple[str, ...]:
 class _Running:
     """A hook process: output drained without blocking, killed on abandon."""
 
-    def __init__(self, hook: str, proc: subprocess.Popen[bytes]) -> None:
+    def __init__(self, hook: str, proc: subprocess.Popen[bytes], cgroup: str | None = None) -> None:
         self.hook = hook
         self.proc = proc
+        self.cgroup = cgroup
         self._buffer = b""
         assert proc.stdout is not None
         os.set_blocking(proc.stdout.fileno(), False)
@@ -110,6 +114,7 @@ class _Running:
     def _close(self) -> None:
         if self.proc.stdout is not None:
             self.proc.stdout.close()
+        hookcg.release(self.cgroup)
 
 
 def _env_value(text: str) -> bytes:
@@ -128,7 +133,7 @@ def _escaped_only(text: str) -> bool:
     return True
 
 
-def _normal_oom_score(pid: int) -> None:
+def _normal_oom_score(pid: int, who: str = "Prekill hook") -> None:
     """The hook must not inherit the daemon's -1000 (never the kernel OOM killer's
     pick): set it to 0 from here, just after the start (raising a score needs no
     privilege). The hook runs its first instants with the daemon's score."""
@@ -139,7 +144,7 @@ def _normal_oom_score(pid: int) -> None:
     try:
         os.write(fd, b"0")
     except OSError as e:
-        log.info(f"Prekill hook [{pid}]: cannot set oom_score_adj to 0 ({e.strerror})")
+        log.info(f"{who} [{pid}]: cannot set oom_score_adj to 0 ({e.strerror})")
     finally:
         os.close(fd)
 
@@ -179,7 +184,12 @@ class ExecPrekillHook(PrekillHook):
             log.info(f"Prekill hook {self.name} could not run {self.argv[0]!r}: {e}")
             return _Done()
         _normal_oom_score(proc.pid)
+        moved = (
+            None
+            if self.env.dry_run
+            else hookcg.move_out(proc.pid, f"Prekill hook {self.name} [{proc.pid}]")
+        )
         log.info(
             f"Prekill hook {self.name} [{proc.pid}] started for {cg.path.relative}: {shlex.join(self.argv)}"
         )
-        return _Running(self.name, proc)
+        return _Running(self.name, proc, moved)

@@ -8,8 +8,9 @@ from two places, both read by :func:`discover` at start (docs/writing_a_plugin.m
   ``name = "module:Class"``;
 * ``--plugin-dir DIR``: every ``*.py`` file in DIR (dot-files excluded) is executed as
   a module and registers each :class:`~oomd.engine.plugin.Plugin` subclass it defines
-  whose ``name`` is not empty. DIR and its files must be owned by root (or the
-  daemon's user) and not writable by group or others.
+  whose ``name`` is not empty. DIR, its files and every directory above them up to
+  ``/`` must be owned by root (or the daemon's user) and not writable by group or
+  others (a sticky ancestor such as ``/tmp`` excepted), as sshd checks its files.
 
 A third-party name that is also a built-in one, or that two sources register, is an
 error at start naming both origins - never a silent override.
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 from oomd.engine.plugin import Plugin
 from oomd.engine.prekill import PrekillHook
-from oomd.trusted import Untrusted, read_trusted, untrusted_reason
+from oomd.trusted import Untrusted, read_trusted, untrusted_dir_chain
 
 #: Every built-in plugin that works. A plugin is listed here only once it is complete.
 BUILTIN: dict[str, str] = {
@@ -275,7 +276,8 @@ def _load_plugin_dir(directory: str, problems: list[str], warnings: list[str]) -
         problems.append(f"plugin dir {directory}: {e.strerror}")
         return []
     try:
-        why = untrusted_reason(os.fstat(dir_fd))
+        real = _real_dir(dir_fd, directory)
+        why = untrusted_dir_chain(real) if real is not None else "cannot tell where it is"
         if why is not None:
             problems.append(f"refusing plugin dir {directory}: {why}")
             return []
@@ -295,6 +297,20 @@ def _load_plugin_dir(directory: str, problems: list[str], warnings: list[str]) -
         return found
     finally:
         os.close(dir_fd)
+
+
+def _real_dir(dir_fd: int, directory: str) -> str | None:
+    """The path, symlinks resolved, of the directory open as ``dir_fd``: its chain is
+    checked, and it is the same inode that was opened (not one swapped in since)."""
+    try:
+        real = os.readlink(f"/proc/self/fd/{dir_fd}")
+        same = os.lstat(real)
+    except OSError:
+        return None
+    opened = os.fstat(dir_fd)
+    if (same.st_dev, same.st_ino) != (opened.st_dev, opened.st_ino):
+        return None
+    return real
 
 
 def _read_plugin_file(dir_fd: int, name: str, path: str, problems: list[str]) -> bytes | None:
