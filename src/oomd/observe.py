@@ -23,7 +23,6 @@ from oomd import events, log
 from oomd.cgroup.context import OomdContext
 from oomd.engine import guard
 from oomd.engine.engine import Engine
-from oomd.engine.status import closest, evaluate
 from oomd.options import DEFAULT_REPORT_INTERVAL, Options
 from oomd.stats import KILLS, Stats
 
@@ -99,6 +98,8 @@ class Observer:
 
     def status(self, top: int = 3) -> dict[str, Any]:
         """The status document (docs/status.md); takes the tick lock."""
+        from oomd.engine.status import evaluate  # when asked: not on a plain run's path
+
         with self.lock:
             doc = evaluate(self.engine, self.ctx, top)
             doc["daemon"] = {
@@ -129,6 +130,8 @@ class Observer:
     def report_line(self) -> str:
         """``--report-interval``: host pressure and each ruleset's detector closest
         to firing, on one line (computed in the tick thread, under the lock)."""
+        from oomd.engine.status import closest, evaluate  # not on a plain run's path
+
         doc = evaluate(self.engine, self.ctx, top=0)
         mem = (doc["host"].get("memory_pressure") or {}).get("some") or {}
         io = (doc["host"].get("io_pressure") or {}).get("some") or {}

@@ -27,7 +27,6 @@ from oomd.engine.engine import Engine
 from oomd.engine.kill_base import KillPlugin
 from oomd.engine.plugin import Detector, Plugin
 from oomd.engine.ruleset import Ruleset
-from oomd.engine.status import protected
 
 #: Actions that must never sit in a detector group besides the kill plugins: they act
 #: on the whole host each time they run.
@@ -113,6 +112,8 @@ def describe(engine: Engine, named: Callable[[str], str] = str) -> list[str]:
 def protected_lines(engine: Engine) -> list[str]:
     """``protected_cgroups: ...`` with the cgroups that match now (none when the
     config has no ``protected_cgroups``)."""
+    from oomd.engine.status import protected  # -c and reloads only
+
     found = protected(engine)
     if not found["patterns"]:
         return []
