@@ -26,7 +26,7 @@ from oomd.cgroup import hookcg
 from oomd.engine.args import parse_unsigned_int
 from oomd.engine.plugin import ArgError, arg
 from oomd.engine.postkill import PostkillHook
-from oomd.plugins.prekill_hooks import _normal_oom_score, _parse_argv, _parse_argv_list
+from oomd.plugins.prekill_hooks import _parse_argv, _parse_argv_list, start_hook
 
 if TYPE_CHECKING:
     from oomd.events import KillEvent
@@ -44,35 +44,24 @@ class ExecPostkillHook(PostkillHook):
             raise ArgError("cgroup", 'Required arg "cgroup" missing (or give "xattr")')
 
     def fire(self, event: KillEvent) -> None:
-        env = dict(os.environ)
-        env.update(
-            OOMD_CGROUP=event.cgroup,
-            OOMD_CGROUP_PATH=event.cgroup_path,
-            OOMD_RULESET=event.ruleset,
-            OOMD_DETECTOR_GROUP=event.detector_group,
-            OOMD_KILLER=event.killer,
-            OOMD_USAGE=str(event.usage),
-            OOMD_KILL_UUID=event.kill_uuid,
-            OOMD_DRY="1" if event.dry else "0",
+        started = start_hook(
+            f"Postkill hook {self.name}",
+            self.argv,
+            {
+                "OOMD_CGROUP": event.cgroup,
+                "OOMD_CGROUP_PATH": event.cgroup_path,
+                "OOMD_RULESET": event.ruleset,
+                "OOMD_DETECTOR_GROUP": event.detector_group,
+                "OOMD_KILLER": event.killer,
+                "OOMD_USAGE": str(event.usage),
+                "OOMD_KILL_UUID": event.kill_uuid,
+                "OOMD_DRY": "1" if event.dry else "0",
+            },
+            move=not self.env.dry_run,
         )
-        try:
-            proc = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
-        except OSError as e:
-            log.always(f"Postkill hook {self.name} could not run {self.argv[0]}: {e.strerror}")
+        if started is None:
             return
-        _normal_oom_score(proc.pid, "Postkill hook")
-        moved = (
-            None
-            if self.env.dry_run
-            else hookcg.move_out(proc.pid, f"Postkill hook {self.name} [{proc.pid}]")
-        )
+        proc, moved = started
         log.always(
             f"Postkill hook {self.name} [{proc.pid}] started for {event.cgroup}: "
             f"{shlex.join(self.argv)}"

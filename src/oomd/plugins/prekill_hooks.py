@@ -17,7 +17,7 @@ import os
 import shlex
 import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from oomd import log
 from oomd.cgroup import hookcg
@@ -149,6 +149,36 @@ def _normal_oom_score(pid: int, who: str = "Prekill hook") -> None:
         os.close(fd)
 
 
+def start_hook(
+    who: str, argv: Sequence[str], values: Mapping[str, str], move: bool = True
+) -> tuple[subprocess.Popen[bytes], str | None] | None:
+    """Start an exec hook (pre- or post-kill): ``argv`` in a session of its own, its
+    output piped, ``values`` added to the daemon's environment (any text: NULs and
+    lone surrogates escaped), ``oom_score_adj`` 0 and, if ``move``, out of the
+    daemon's cgroup (:mod:`oomd.cgroup.hookcg`). Returns the process and the cgroup it
+    was moved to, or None (logged) when it could not start."""
+    env: dict[str, str | bytes] = dict(os.environ)
+    env.update({name: _env_value(value) for name, value in values.items()})
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    except OSError as e:
+        log.always(f"{who} could not run {argv[0]}: {e.strerror}")
+        return None
+    except ValueError as e:  # a NUL in argv
+        log.always(f"{who} could not run {argv[0]!r}: {e}")
+        return None
+    _normal_oom_score(proc.pid, who)
+    moved = hookcg.move_out(proc.pid, f"{who} [{proc.pid}]") if move else None
+    return proc, moved
+
+
 class ExecPrekillHook(PrekillHook):
     """Runs a command before the kill (our addition; upstream ships only a dummy)."""
 
@@ -160,35 +190,21 @@ class ExecPrekillHook(PrekillHook):
             raise ArgError("cgroup", 'Required arg "cgroup" missing (or give "xattr")')
 
     def fire(self, cg: CgroupContext, action: ActionContext) -> PrekillHookInvocation:
-        env: dict[str, str | bytes] = dict(os.environ)
-        env.update(
-            OOMD_CGROUP=_env_value(cg.path.relative),
-            OOMD_CGROUP_PATH=_env_value(cg.path.absolute),
-            OOMD_RULESET=_env_value(action.ruleset_name),
-            OOMD_DETECTOR_GROUP=_env_value(action.detector_group),
-            OOMD_KILL_UUID=_env_value(action.kill_uuid),
+        started = start_hook(
+            f"Prekill hook {self.name}",
+            self.argv,
+            {
+                "OOMD_CGROUP": cg.path.relative,
+                "OOMD_CGROUP_PATH": cg.path.absolute,
+                "OOMD_RULESET": action.ruleset_name,
+                "OOMD_DETECTOR_GROUP": action.detector_group,
+                "OOMD_KILL_UUID": action.kill_uuid,
+            },
+            move=not self.env.dry_run,
         )
-        try:
-            proc = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
-        except OSError as e:
-            log.info(f"Prekill hook {self.name} could not run {self.argv[0]}: {e.strerror}")
+        if started is None:
             return _Done()
-        except ValueError as e:  # a NUL in argv
-            log.info(f"Prekill hook {self.name} could not run {self.argv[0]!r}: {e}")
-            return _Done()
-        _normal_oom_score(proc.pid)
-        moved = (
-            None
-            if self.env.dry_run
-            else hookcg.move_out(proc.pid, f"Prekill hook {self.name} [{proc.pid}]")
-        )
+        proc, moved = started
         log.info(
             f"Prekill hook {self.name} [{proc.pid}] started for {cg.path.relative}: {shlex.join(self.argv)}"
         )
