@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("engine", ("oomd.engine",)),
     ("host", ("oomd.cgroup", "oomd.kill", "oomd.dbus", "oomd.host")),
     ("side", ("oomd.stats", "oomd.inotify", "oomd.notify", "oomd.trace", "oomd.events")),
-    ("base", ("oomd", "oomd.cnum", "oomd.log", "oomd.libc", "oomd.trusted")),
+    ("base", ("oomd", "oomd.cnum", "oomd.log", "oomd.libc", "oomd.trusted", "oomd.typeshim")),
 ]
 
 

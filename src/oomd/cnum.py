@@ -12,7 +12,11 @@ from __future__ import annotations
 import math
 import re
 import struct
-from typing import Any
+
+from oomd.typeshim import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1

@@ -17,7 +17,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from oomd import log, observe
 from oomd.cgroup import fs, mount
@@ -41,6 +40,7 @@ from oomd.options import Options
 from oomd.plugins import registry
 from oomd.scheduler import run_ticks
 from oomd.stats import CORE_KEYS, KILLS, Stats, StatsServer
+from oomd.typeshim import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from oomd.recorder import FlightRecorder

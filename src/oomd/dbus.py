@@ -12,7 +12,11 @@ from __future__ import annotations
 import errno
 import importlib.util
 import os
-from typing import Any
+
+from oomd.typeshim import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 #: sd-bus's default method call timeout, in seconds.
 DEFAULT_TIMEOUT = 25.0

@@ -9,9 +9,8 @@ between a plugin and the machine it runs on.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from oomd.kill import Killer, KillReport
+from oomd.typeshim import Protocol
 
 #: What ``log_kmemalloc_prekill`` copies to kmsg after a kill (upstream's literal path).
 KMEMALLOC_PROFILER = "/tmp/oomd_kmemalloc_profiler"

@@ -10,9 +10,9 @@ import ctypes
 import os
 import struct
 from collections.abc import Iterator
-from typing import NamedTuple
 
 from oomd.libc import libc
+from oomd.typeshim import NamedTuple
 
 IN_MODIFY = 0x00000002
 IN_CLOSE_WRITE = 0x00000008

@@ -12,7 +12,11 @@ import os
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any
+
+from oomd.typeshim import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 _silenced = False
 _stream_fd = 2

@@ -17,7 +17,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from oomd import events, log
 from oomd.cgroup.context import OomdContext
@@ -25,6 +24,10 @@ from oomd.engine import guard
 from oomd.engine.engine import Engine
 from oomd.options import DEFAULT_REPORT_INTERVAL, Options
 from oomd.stats import KILLS, Stats
+from oomd.typeshim import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 _IO_TIMEOUT = 5.0
 _REQUEST_MAX = 64

@@ -7,10 +7,13 @@ Its own module so that ``daemon`` (and anything else below ``cli``) can take an
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from oomd.cgroup.iocost import DEFAULT_HDD_COEFFS, DEFAULT_SSD_COEFFS, DeviceType, IoCostCoeffs
 from oomd.stats import SOCKET_NAME
+from oomd.typeshim import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_CONFIG = "/etc/oomd.json"
 DEFAULT_RUNTIME_DIR = "/run/oomd"

@@ -17,9 +17,9 @@ import os
 import select
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
 
 from oomd import log
+from oomd.typeshim import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from oomd.cgroup.triggers import PressureTriggers, Trigger

@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from enum import IntEnum
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol, TypeVar
 
 from oomd.cgroup import fs
 from oomd.cgroup.fs import IoStat, KeyedValues, Pressure
@@ -42,8 +41,11 @@ from oomd.cgroup.path import CgroupPath, CgroupPattern
 from oomd.cgroup.system import SystemContext
 from oomd.cgroup.triggers import CgroupFiles, is_cgroup2, threshold_trigger
 from oomd.cnum import INT64_MAX
+from oomd.typeshim import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
 
 if TYPE_CHECKING:
+    from typing import Any, ClassVar
+
     from oomd.cgroup.triggers import PressureTriggers, Trigger
 
 T = TypeVar("T")

@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from typing import NamedTuple
 
 from oomd.cnum import INT64_MAX, c_int
+from oomd.typeshim import NamedTuple
 
 _READ_SIZE = 65536
 _O_READ = os.O_RDONLY | os.O_CLOEXEC

@@ -14,10 +14,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from enum import IntEnum
-from typing import NamedTuple
 
 from oomd.cgroup import fs
 from oomd.cnum import c_float_prefix
+from oomd.typeshim import NamedTuple
 
 
 class DeviceType(IntEnum):

@@ -9,9 +9,9 @@ the error says where cgroup2 actually is.
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
 
 from oomd.cgroup import fs
+from oomd.typeshim import NamedTuple
 
 DEFAULT_CGROUP_FS = "/sys/fs/cgroup"
 

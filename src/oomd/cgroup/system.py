@@ -12,11 +12,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import Any
 
 from oomd.cgroup import fs
 from oomd.cgroup.fs import KeyedValues, Pressure
 from oomd.trusted import read_regular
+from oomd.typeshim import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _page_size() -> int:

@@ -38,7 +38,8 @@ import os
 import select
 import sys
 from collections.abc import Callable
-from typing import NamedTuple
+
+from oomd.typeshim import NamedTuple
 
 #: More watched pressure files than this are polled, not triggered (each trigger is an
 #: open descriptor and a kernel object).

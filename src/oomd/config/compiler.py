@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Generic, TypeVar
 
 from oomd import log
 from oomd.cgroup.path import parse_pattern_list
@@ -25,6 +24,7 @@ from oomd.engine.postkill import PostkillHook
 from oomd.engine.prekill import PrekillHook
 from oomd.engine.ruleset import DetectorGroup, Ruleset
 from oomd.plugins import registry
+from oomd.typeshim import Generic, TypeVar
 
 DEFAULT_POST_ACTION_DELAY = 15
 DEFAULT_PREKILL_HOOK_TIMEOUT = 5

@@ -21,12 +21,12 @@ Configs given by the operator are never changed: they get the armed summary inst
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
 
 from oomd.config.ir import ConfigIR, DetectorGroupIR, PluginIR, RulesetIR
 from oomd.engine.kill_base import KILL_ARGS, KillPlugin
 from oomd.engine.plugin import Plugin
 from oomd.plugins import registry
+from oomd.typeshim import NamedTuple
 
 #: What a kill action that cannot work here becomes: ranking by memory pressure
 #: needs PSI only, no memory controller.

@@ -9,7 +9,7 @@ jsoncpp way) so the compiler applies upstream's validation rules in one place.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from oomd.typeshim import NamedTuple
 
 
 class PluginIR(NamedTuple):

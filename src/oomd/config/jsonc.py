@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import NamedTuple
 
 from oomd.cnum import INT64_MIN, UINT64_MAX
+from oomd.typeshim import NamedTuple
 
 JsonValue = None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
 

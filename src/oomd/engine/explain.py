@@ -10,7 +10,10 @@ None: the plugin cannot say, and status shows only its name.
 
 from __future__ import annotations
 
-from typing import Any
+from oomd.typeshim import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def detector_reading(

@@ -22,7 +22,8 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+
+from oomd.typeshim import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from queue import SimpleQueue

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from enum import Enum
-from typing import Any, NamedTuple, Protocol, TypeVar
 
 from oomd import events, log, stats
 from oomd.cgroup.context import INT64_MAX, CgroupContext, KillPreference, OomdContext, fmt_mb
@@ -32,6 +31,10 @@ from oomd.engine.prekill import PrekillHookInvocation
 from oomd.engine.victims import protecting_pattern, with_config_preferences
 from oomd.kill import new_kill_uuid, record_kill_done, record_kill_start
 from oomd.trusted import Untrusted, read_root_owned
+from oomd.typeshim import TYPE_CHECKING, NamedTuple, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Context dumps show at most this many cgroups unless the plugin's ``debug`` is set
 #: (upstream dumps every non-negligible candidate, which at 10,000 cgroups is 60,000

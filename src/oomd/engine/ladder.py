@@ -29,7 +29,6 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from enum import Enum
-from typing import ClassVar, Protocol
 
 from oomd import log, stats
 from oomd.cgroup import fs
@@ -45,6 +44,10 @@ from oomd.kill import (
     record_kill_start,
     walk,
 )
+from oomd.typeshim import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from typing import ClassVar
 
 LADDER_XATTR = "trusted.oomd_ladder"
 #: Escalate before the grace period ends when a memory pressure (victim's or host's

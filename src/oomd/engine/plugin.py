@@ -16,15 +16,17 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
 from oomd.cgroup.path import CgroupPattern
 from oomd.cgroup.system import SystemContext
 from oomd.host import Host
 from oomd.log import Kmsg, NullKmsg
 from oomd.stats import Stats
+from oomd.typeshim import TYPE_CHECKING, Generic, TypeVar, cast
 
 if TYPE_CHECKING:
+    from typing import Any, ClassVar
+
     from oomd.cgroup.context import OomdContext
 
 T = TypeVar("T")
@@ -223,7 +225,8 @@ def arg(
     return cast("T", declared)
 
 
-class _Declared(Arg[Any]):
+# "Any" is quoted: typing's names exist only for the type checker (oomd.typeshim).
+class _Declared(Arg["Any"]):
     """What :func:`arg` returns: an arg that its class names once, at creation."""
 
     __slots__ = ()

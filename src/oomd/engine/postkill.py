@@ -7,12 +7,11 @@ written, and none is waited for: ``fire`` must return at once (docs/status.md).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from oomd.cgroup.path import CgroupPattern
 from oomd.engine.args import parse_cgroups, parse_string
 from oomd.engine.plugin import Plugin, PluginRet, arg
 from oomd.engine.prekill import pattern_covers
+from oomd.typeshim import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from oomd.cgroup.context import CgroupContext, OomdContext

@@ -10,11 +10,10 @@ action chain with ASYNC_PAUSED meanwhile) until it finishes or the ruleset's
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
-
 from oomd.cgroup.path import CgroupPath, CgroupPattern
 from oomd.engine.args import parse_cgroups, parse_string
 from oomd.engine.plugin import Plugin, PluginRet, arg
+from oomd.typeshim import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from oomd.cgroup.context import ActionContext, CgroupContext, OomdContext

@@ -10,8 +10,6 @@ ruleset cgroup and action context are restored. The JSON schema is in docs/statu
 
 from __future__ import annotations
 
-from typing import Any
-
 from oomd import log
 from oomd.cgroup.context import OomdContext
 from oomd.cgroup.system import SystemContext
@@ -20,6 +18,10 @@ from oomd.engine.explain import closeness
 from oomd.engine.kill_base import KillPlugin
 from oomd.engine.plugin import Plugin
 from oomd.engine.ruleset import Ruleset
+from oomd.typeshim import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Candidates shown per kill action.
 DEFAULT_TOP = 3

@@ -14,10 +14,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
 
 from oomd.cgroup.context import KillPreference
 from oomd.cgroup.path import CgroupPath, CgroupPattern
+from oomd.typeshim import Protocol, TypeVar
 
 
 def _prefix_matches(pattern: CgroupPattern, parts: tuple[str, ...]) -> bool:

@@ -11,8 +11,6 @@ once per tick.
 
 from __future__ import annotations
 
-from typing import Any
-
 from oomd.plugin import (
     ZERO_PRESSURE,
     Action,
@@ -28,6 +26,10 @@ from oomd.plugin import (
     require_cgroups,
     to_float32,
 )
+from oomd.typeshim import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def should_dump(pressure: Pressure, always: bool) -> bool:

@@ -4,8 +4,6 @@ does. ``debug`` is accepted and, as upstream, has no effect. No log lines."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from oomd.plugin import (
     CgroupPattern,
     Detector,
@@ -17,6 +15,10 @@ from oomd.plugin import (
     parse_cgroups,
     require_cgroups,
 )
+from oomd.typeshim import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def exists_fires(found: bool, negate: bool) -> bool:

@@ -16,9 +16,12 @@ panic the machine.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from oomd.plugin import Action, OomdContext, PluginRet, log
+from oomd.typeshim import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def trigger_crash(path: str) -> str | None:

@@ -11,7 +11,6 @@ is eligible; kill preferences dominate the rate.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, TypeVar
 
 from oomd.plugin import (
     CgroupContext,
@@ -21,6 +20,10 @@ from oomd.plugin import (
     fmt_float,
     sort_with_preferences,
 )
+from oomd.typeshim import TYPE_CHECKING, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class IoCostView(Protocol):

@@ -18,7 +18,6 @@ import math
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from enum import Enum
-from typing import Any, Protocol, TypeVar
 
 from oomd.plugin import (
     ArgError,
@@ -34,6 +33,10 @@ from oomd.plugin import (
     sort_with_preferences,
     to_float32,
 )
+from oomd.typeshim import TYPE_CHECKING, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Phase(Enum):

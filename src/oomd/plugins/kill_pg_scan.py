@@ -16,7 +16,6 @@ once per remaining candidate, a misplaced check).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, TypeVar
 
 from oomd.plugin import (
     CgroupContext,
@@ -27,6 +26,10 @@ from oomd.plugin import (
     log,
     sort_with_preferences,
 )
+from oomd.typeshim import TYPE_CHECKING, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class PgScanView(Protocol):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Protocol, TypeVar
 
 from oomd.plugin import (
     CgroupContext,
@@ -36,6 +35,10 @@ from oomd.plugin import (
     sort_with_preferences,
 )
 from oomd.plugin import to_float32 as f32
+from oomd.typeshim import TYPE_CHECKING, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class SwapView(Protocol):

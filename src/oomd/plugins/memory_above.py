@@ -13,7 +13,6 @@ MemFree.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from oomd.plugin import (
     ArgError,
@@ -34,6 +33,10 @@ from oomd.plugin import (
     parse_string,
     require_cgroups,
 )
+from oomd.typeshim import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def largest_usage(usages: Iterable[tuple[str, int]]) -> tuple[int, str]:

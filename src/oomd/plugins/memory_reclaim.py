@@ -14,7 +14,6 @@ Upstream starts from the monotonic clock's epoch (boot), so it fires during the 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from oomd.plugin import (
     CgroupPattern,
@@ -27,6 +26,10 @@ from oomd.plugin import (
     parse_int,
     require_cgroups,
 )
+from oomd.typeshim import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def total_pgscan(values: Iterable[int | None]) -> int:

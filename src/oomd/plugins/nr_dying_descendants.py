@@ -7,7 +7,6 @@ list one; its code rejects it)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from oomd.plugin import (
     CgroupContext,
@@ -23,6 +22,10 @@ from oomd.plugin import (
     parse_unsigned_int,
     require_cgroups,
 )
+from oomd.typeshim import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def dying_matches(nr_dying: int, count: int, lte: bool) -> bool:

@@ -19,7 +19,6 @@ import shlex
 import signal
 import subprocess
 import threading
-from typing import TYPE_CHECKING
 
 from oomd import log
 from oomd.cgroup import hookcg
@@ -27,6 +26,7 @@ from oomd.engine.args import parse_unsigned_int
 from oomd.engine.plugin import ArgError, arg
 from oomd.engine.postkill import PostkillHook
 from oomd.plugins.prekill_hooks import _parse_argv, _parse_argv_list, start_hook
+from oomd.typeshim import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from oomd.events import KillEvent

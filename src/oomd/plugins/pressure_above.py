@@ -4,7 +4,6 @@ cgroups stays above ``threshold`` percent for ``duration`` seconds."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from oomd.plugin import (
     ZERO_PRESSURE,
@@ -25,6 +24,10 @@ from oomd.plugin import (
     require_cgroups,
     to_float32,
 )
+from oomd.typeshim import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def pressure_score(p: Pressure) -> float:

@@ -10,8 +10,6 @@ the default ratio). All of this is single-precision arithmetic, as upstream's.
 
 from __future__ import annotations
 
-from typing import Any
-
 from oomd.plugin import (
     OomdContext,
     PluginRet,
@@ -26,6 +24,10 @@ from oomd.plugin import (
     to_float32,
 )
 from oomd.plugins.pressure_above import PressureAbove, most_pressured, most_pressured_cgroup
+from oomd.typeshim import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 #: avg10 remembered before the first run (upstream's ``last_pressure_{100, 100, 100}``).
 INITIAL_LAST_AVG10 = 100.0

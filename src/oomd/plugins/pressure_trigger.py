@@ -24,8 +24,6 @@ or the line never fires.
 
 from __future__ import annotations
 
-from typing import Any
-
 from oomd.cgroup.triggers import WINDOW_MAX_US, WINDOW_MIN_US
 from oomd.plugin import (
     ArgError,
@@ -43,6 +41,10 @@ from oomd.plugin import (
     parse_string,
     require_cgroups,
 )
+from oomd.typeshim import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def stalled_enough(

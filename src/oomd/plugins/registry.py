@@ -24,7 +24,8 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+
+from oomd.typeshim import TYPE_CHECKING
 
 if TYPE_CHECKING:
     # Imported only when some distribution declares the group (_entry_points): it

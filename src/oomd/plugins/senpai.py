@@ -58,7 +58,6 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol
 
 from oomd.cgroup import fs
 from oomd.cnum import INT64_MAX, c_max, c_min, fdiv, to_int64
@@ -80,6 +79,10 @@ from oomd.plugin import (
     parse_milliseconds,
     to_float32,
 )
+from oomd.typeshim import TYPE_CHECKING, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from typing import Any
 
 #: The lifetime of a ``memory.high.tmp`` limit: 20 s, written in microseconds.
 HIGH_TMP_DURATION_US = 20_000_000

@@ -12,8 +12,6 @@ makes it fire whenever swap is enabled. The swap-out rate is sampled every tick 
 
 from __future__ import annotations
 
-from typing import Any
-
 from oomd.cnum import UINT64_MAX
 from oomd.plugin import (
     Detector,
@@ -26,6 +24,10 @@ from oomd.plugin import (
     parse_int,
     parse_int64,
 )
+from oomd.typeshim import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def parse_threshold_pct(value: str, env: PluginEnv) -> int:

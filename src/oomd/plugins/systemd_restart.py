@@ -41,7 +41,6 @@ import os
 import re
 import shutil
 import subprocess
-from typing import Any
 
 from oomd import dbus
 from oomd.plugin import (
@@ -56,6 +55,10 @@ from oomd.plugin import (
     parse_string,
     parse_unsigned_int,
 )
+from oomd.typeshim import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 RESTARTS = "oomd.restarts"
 
