@@ -45,7 +45,8 @@ def test_sighup_reloads_the_config_and_a_bad_one_keeps_the_running_rules(
     assert daemon.wait_for(lambda: f"Reloaded conf_file={config}" in daemon.stderr()), (
         daemon.stderr()
     )
-    assert 'ruleset "reloaded"' in daemon.stderr()
+    # The new rules are described right after that line (written separately).
+    assert daemon.wait_for(lambda: 'ruleset "reloaded"' in daemon.stderr()), daemon.stderr()
     config.write_text('{"rulesets": [,]}')
     daemon.proc.send_signal(signal.SIGHUP)
     assert daemon.wait_for(lambda: "keeping the running rules" in daemon.stderr())
