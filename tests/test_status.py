@@ -3,7 +3,10 @@ for it changes nothing."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from oomd.commands.status import render
 from oomd.engine.kill_base import KillPlugin
@@ -292,3 +295,26 @@ def test_status_without_protected_cgroups_has_an_empty_list_and_no_line(
     doc = evaluate(engine, harness.ctx)
     assert doc["protected_cgroups"] == {"patterns": [], "matching": []}
     assert "protected" not in render({**doc, "host": {}})
+
+
+def test_a_status_socket_path_too_long_is_a_clear_error(harness: Harness, tmp_path: Path) -> None:
+    """Both sockets bind through stats.listen_unix: a runtime dir where the stats socket
+    fits but ``oomd-status.socket`` (one byte longer) does not says why, instead of
+    Python's ``None`` strerror."""
+    from oomd.observe import Observer, StatusClientError, StatusServer, request_status
+    from oomd.stats import Stats
+
+    harness.load({"rulesets": [ruleset("r", [("g", [plugin("continue")])], [plugin("stop")])]})
+    assert harness.engine is not None
+    runtime = tmp_path / ("d" * (107 - len(str(tmp_path)) - len("/oomd-stats.socket") - 1))
+    path = str(runtime / "oomd-status.socket")
+    assert len(str(runtime / "oomd-stats.socket")) == 107 and len(path) == 108
+    observer = Observer(harness.engine, harness.ctx, Stats(), 1)
+    try:
+        with pytest.raises(OSError) as info:
+            StatusServer(observer, path).start()
+    finally:
+        observer.close()  # it subscribed to kill events
+    assert info.value.strerror == "path longer than 107 bytes, too long for a unix socket"
+    with pytest.raises(StatusClientError, match="path longer than 107 bytes"):
+        request_status(path)

@@ -23,7 +23,7 @@ from oomd.cgroup.context import OomdContext
 from oomd.engine import guard
 from oomd.engine.engine import Engine
 from oomd.options import DEFAULT_REPORT_INTERVAL, Options
-from oomd.stats import KILLS, Stats
+from oomd.stats import KILLS, Stats, check_socket_path, listen_unix
 from oomd.typeshim import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -198,21 +198,7 @@ class StatusServer:
         self._sock: socket.socket | None = None
 
     def start(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        try:
-            old = os.umask(0o177)
-            try:
-                sock.bind(self.path)
-            finally:
-                os.umask(old)
-            os.chmod(self.path, 0o600)
-            sock.listen(5)
-        except OSError:
-            sock.close()
-            raise
-        self._sock = sock
+        self._sock = listen_unix(self.path)
         threading.Thread(target=self._serve, name="oomd-status", daemon=True).start()
 
     def close(self) -> None:
@@ -268,6 +254,7 @@ def request_status(path: str, top: int = 3) -> dict[str, Any]:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(30)
         try:
+            check_socket_path(path)
             sock.connect(path)
             sock.sendall(f"status {top}\n".encode())
             chunks = []

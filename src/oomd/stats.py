@@ -95,22 +95,7 @@ class StatsServer:
     def start(self) -> None:
         """Bind and listen (mode 0600: only root may read or reset the counters);
         raises OSError (with a ``strerror`` always)."""
-        _check_path(self.path)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        try:
-            old_umask = os.umask(0o177)
-            try:
-                sock.bind(self.path)
-            finally:
-                os.umask(old_umask)
-            os.chmod(self.path, 0o600)
-            sock.listen(5)
-        except OSError:
-            sock.close()
-            raise
-        self._sock = sock
+        self._sock = listen_unix(self.path)
         self._running = True
         threading.Thread(target=self._serve, name="oomd-stats", daemon=True).start()
 
@@ -172,7 +157,29 @@ class StatsServer:
 _MAX_SOCKET_PATH = 107
 
 
-def _check_path(path: str) -> None:
+def listen_unix(path: str) -> socket.socket:
+    """A listening unix stream socket at ``path`` (replacing a stale one), mode 0600
+    from the start: only root may talk to the daemon. Raises OSError, always with a
+    ``strerror``. Shared by the stats and the status sockets."""
+    check_socket_path(path)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        old_umask = os.umask(0o177)
+        try:
+            sock.bind(path)
+        finally:
+            os.umask(old_umask)
+        os.chmod(path, 0o600)
+        sock.listen(5)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def check_socket_path(path: str) -> None:
     """Python's own error for a path too long for a unix socket has no ``strerror``."""
     if len(os.fsencode(path)) > _MAX_SOCKET_PATH:
         raise OSError(
@@ -191,7 +198,7 @@ def request(path: str, command: str) -> dict[str, object]:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(_IO_TIMEOUT)
         try:
-            _check_path(path)
+            check_socket_path(path)
             sock.connect(path)
         except OSError as e:
             raise StatsClientError(
