@@ -17,7 +17,7 @@ from oomd.cgroup.path import CgroupPath, CgroupPattern
 from oomd.cgroup.system import SystemContext
 from oomd.cnum import INT64_MAX
 from oomd.engine import kill_base
-from tests.support.harness import Harness, plugin, ruleset
+from tests.support.harness import Harness, always_acting, plugin
 from tests.support.tree import FakeProc, FakeTree, psi_text
 
 # -- PSI parsing --------------------------------------------------------------------------
@@ -197,17 +197,7 @@ def test_context_dump_stops_after_ten_or_a_hundred_candidates(
             populated=True,
             pressure=(0.1, 0.1, 0.1),
         )
-    harness.load(
-        {
-            "rulesets": [
-                ruleset(
-                    "r",
-                    [("g", [plugin("continue")])],
-                    [plugin("kill_by_memory_size_or_growth", cgroup="w/*", dry="true")],
-                )
-            ]
-        }
-    )
+    harness.load(always_acting(plugin("kill_by_memory_size_or_growth", cgroup="w/*", dry="true")))
     harness.tick()
     text = oolog.read_text()
     assert "... more cgroups not shown (set debug=true to see all 150)" in text
@@ -219,17 +209,7 @@ def test_context_dump_stops_after_ten_or_a_hundred_candidates(
 def test_context_dump_of_few_candidates_has_no_more_line(harness: Harness, oolog: Path) -> None:
     for i in range(3):
         harness.tree.cgroup(f"w/c{i}", current=(i + 1) << 30, stat={"anon": 1 << 20})
-    harness.load(
-        {
-            "rulesets": [
-                ruleset(
-                    "r",
-                    [("g", [plugin("continue")])],
-                    [plugin("kill_by_memory_size_or_growth", cgroup="w/*", dry="true")],
-                )
-            ]
-        }
-    )
+    harness.load(always_acting(plugin("kill_by_memory_size_or_growth", cgroup="w/*", dry="true")))
     harness.tick()
     text = oolog.read_text()
     assert text.count("name=w/c") == 3 and "more cgroups not shown" not in text
@@ -240,17 +220,7 @@ def test_context_dump_shows_exactly_ten_non_negligible_cgroups(
 ) -> None:
     for i in range(12):
         harness.tree.cgroup(f"w/c{i:02d}", current=(i + 1) << 30, stat={"anon": 1 << 20})
-    harness.load(
-        {
-            "rulesets": [
-                ruleset(
-                    "r",
-                    [("g", [plugin("continue")])],
-                    [plugin("kill_by_memory_size_or_growth", cgroup="w/*", dry="true")],
-                )
-            ]
-        }
-    )
+    harness.load(always_acting(plugin("kill_by_memory_size_or_growth", cgroup="w/*", dry="true")))
     harness.tick()
     text = oolog.read_text()
     assert text.count("name=w/c") == kill_base.DUMP_LIMIT == 10

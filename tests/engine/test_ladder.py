@@ -24,7 +24,7 @@ from oomd.engine.ladder import (
 )
 from oomd.engine.plugin import PluginEnv, PluginRet
 from oomd.kill import KillReport
-from tests.support.harness import Harness, plugin, ruleset
+from tests.support.harness import Harness, always_acting, plugin
 from tests.support.tree import FakeProc, FakeTree
 
 MB = 1 << 20
@@ -153,22 +153,14 @@ def h(tree: FakeTree, proc: FakeProc, killer: SignalKiller) -> Harness:
 
 def load(h: Harness, dry_run: bool = False, **args: Any) -> KillPlugin:
     h.load(
-        {
-            "rulesets": [
-                ruleset(
-                    "r",
-                    [("g", [plugin("continue")])],
-                    [
-                        plugin(
-                            "kill_by_memory_size_or_growth",
-                            cgroup="workload.slice/*",
-                            post_action_delay="30",
-                            **args,
-                        )
-                    ],
-                )
-            ]
-        },
+        always_acting(
+            plugin(
+                "kill_by_memory_size_or_growth",
+                cgroup="workload.slice/*",
+                post_action_delay="30",
+                **args,
+            )
+        ),
         dry_run=dry_run,
     )
     assert h.engine is not None

@@ -11,12 +11,12 @@ import pytest
 from oomd.engine.plugin import PluginRet
 from oomd.host import Host
 from oomd.plugins.kernel_panic import KernelPanic, trigger_crash
-from tests.support.harness import Harness, plugin, ruleset
+from tests.support.harness import Harness, always_acting, plugin
 
 
 def action(h: Harness, dry_run: bool = False) -> KernelPanic:
     h.load(
-        {"rulesets": [ruleset("r", [("g", [plugin("continue")])], [plugin("kernel_panic")])]},
+        always_acting(plugin("kernel_panic")),
         dry_run=dry_run,
     )
     assert h.engine is not None

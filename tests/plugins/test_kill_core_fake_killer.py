@@ -13,7 +13,7 @@ from oomd.cgroup.context import ActionContext, CgroupContext
 from oomd.engine.kill_base import KillPlugin
 from oomd.engine.plugin import PluginRet
 from oomd.kill import KillReport
-from tests.support.harness import Harness, plugin, ruleset
+from tests.support.harness import Harness, always_acting, plugin
 from tests.support.tree import FakeProc, FakeTree
 
 MB = 1 << 20
@@ -50,15 +50,7 @@ def h(tree: FakeTree, proc: FakeProc, killer: FakeKiller) -> Harness:
 
 def load(h: Harness, **args: Any) -> KillPlugin:
     h.load(
-        {
-            "rulesets": [
-                ruleset(
-                    "r",
-                    [("g", [plugin("continue")])],
-                    [plugin("kill_by_memory_size_or_growth", cgroup="workload.slice/*", **args)],
-                )
-            ]
-        }
+        always_acting(plugin("kill_by_memory_size_or_growth", cgroup="workload.slice/*", **args))
     )
     assert h.engine is not None
     action = h.engine.rulesets[0].actions[0]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from oomd.kill import Killer, read_counter
-from tests.support.harness import Harness, plugin, ruleset
+from tests.support.harness import Harness, always_acting, plugin, ruleset
 from tests.support.procs import Spawner
 from tests.support.tree import FakeProc, FakeTree
 
@@ -173,17 +173,7 @@ def test_a_memory_current_beyond_int64_is_unavailable_not_an_error(
     leaf(h, "workload.slice/huge", 100, [])
     h.tree.write("workload.slice/huge", "memory.current", "9" * 4000 + "\n")
     extra = {"resource": "memory"} if plugin_name == "kill_by_pressure" else {}
-    h.load(
-        {
-            "rulesets": [
-                ruleset(
-                    "r",
-                    [("g", [plugin("continue")])],
-                    [plugin(plugin_name, cgroup="workload.slice/*", **extra)],
-                )
-            ]
-        }
-    )
+    h.load(always_acting(plugin(plugin_name, cgroup="workload.slice/*", **extra)))
     h.tick(2)
     assert not h.stats.get("oomd.plugin_errors")
     assert victims(h) == ["workload.slice/a"]

@@ -17,7 +17,7 @@ from oomd.config.errors import ConfigError
 from oomd.engine.kill_base import KillPlugin
 from oomd.kill import KillReport
 from oomd.plugins import registry
-from tests.support.harness import Harness, plugin, ruleset
+from tests.support.harness import Harness, always_acting, plugin, ruleset
 from tests.support.tree import FakeProc, FakeTree
 
 MB = 1 << 20
@@ -87,17 +87,7 @@ def kill_once(
     h = Harness(tree, proc, recorder)
     proc.meminfo(swap_total=1024 * MB, swap_free=512 * MB)
     twins(tree, 100)
-    config = {
-        **top,
-        "rulesets": [
-            ruleset(
-                "r",
-                [("g", [plugin("continue")])],
-                [plugin(name, cgroup="workload.slice/*", **PLUGINS[name], **args)],
-            )
-        ],
-    }
-    h.load(config)
+    h.load(always_acting(plugin(name, cgroup="workload.slice/*", **PLUGINS[name], **args), **top))
     assert h.engine is not None
     h.engine.prerun(h.ctx)  # history for the rates
     twins(tree, 200)
@@ -213,10 +203,7 @@ def test_prefer_takes_a_json_array(tree: FakeTree, proc: FakeProc) -> None:
 def test_bad_protected_cgroups_are_config_errors(
     harness: Harness, value: object, message: str
 ) -> None:
-    config = {
-        "protected_cgroups": value,
-        "rulesets": [ruleset("r", [("g", [plugin("continue")])], [plugin("continue")])],
-    }
+    config = always_acting(plugin("continue"), protected_cgroups=value)
     with pytest.raises(ConfigError) as e:
         harness.load(config)
     assert message in "\n".join(e.value.problems)
@@ -226,16 +213,10 @@ def test_check_says_which_cgroups_are_protected(harness: Harness) -> None:
     harness.tree.cgroup("system.slice/sshd.service")
     harness.tree.cgroup("system.slice/other.service")
     engine = harness.load(
-        {
-            "protected_cgroups": ["system.slice/sshd*", "init.scope"],
-            "rulesets": [
-                ruleset(
-                    "r",
-                    [("g", [plugin("continue")])],
-                    [plugin("kill_by_memory_size_or_growth", cgroup="system.slice/*")],
-                )
-            ],
-        }
+        always_acting(
+            plugin("kill_by_memory_size_or_growth", cgroup="system.slice/*"),
+            protected_cgroups=["system.slice/sshd*", "init.scope"],
+        )
     )
     assert describe(engine)[0] == (
         "protected_cgroups: system.slice/sshd*, init.scope (never killed by any plugin, "

@@ -9,7 +9,7 @@ import os
 import threading
 from pathlib import Path
 
-from tests.support.harness import Harness, plugin, ruleset
+from tests.support.harness import Harness, always_acting, plugin
 from tests.support.procs import Spawner
 
 MB = 1 << 20
@@ -22,21 +22,13 @@ def kill_once(h: Harness, spawner: Spawner, profile: Path) -> list[str]:
     h.tree.cgroup("w/a", current=100 * MB, stat={"anon": 100 * MB}, procs=[victim.pid])
     h.env.host.kmemalloc_profiler = str(profile)
     h.load(
-        {
-            "rulesets": [
-                ruleset(
-                    "r",
-                    [("g", [plugin("continue")])],
-                    [
-                        plugin(
-                            "kill_by_memory_size_or_growth",
-                            cgroup="w/*",
-                            log_kmemalloc_prekill="true",
-                        )
-                    ],
-                )
-            ]
-        }
+        always_acting(
+            plugin(
+                "kill_by_memory_size_or_growth",
+                cgroup="w/*",
+                log_kmemalloc_prekill="true",
+            )
+        )
     )
     ticker = threading.Thread(target=h.tick, daemon=True)
     ticker.start()

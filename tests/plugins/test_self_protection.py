@@ -4,7 +4,7 @@ of the victim's path (issue 12, item 7): the guard compares identities, not stri
 from __future__ import annotations
 
 from oomd.cgroup.path import CgroupPath
-from tests.support.harness import Harness, plugin, ruleset
+from tests.support.harness import Harness, always_acting, plugin
 
 
 def test_an_ancestor_spelled_with_dot_dot_is_still_protected(harness: Harness) -> None:
@@ -12,15 +12,7 @@ def test_an_ancestor_spelled_with_dot_dot_is_still_protected(harness: Harness) -
     harness.tree.cgroup("system.slice/other.service", current=1, stat={"anon": 1})
     harness.env.own_cgroup = str(harness.tree.path("system.slice/oomd.service"))
     harness.load(
-        {
-            "rulesets": [
-                ruleset(
-                    "r",
-                    [("g", [plugin("continue")])],
-                    [plugin("kill_by_memory_size_or_growth", cgroup="system.slice/*", dry=True)],
-                )
-            ]
-        }
+        always_acting(plugin("kill_by_memory_size_or_growth", cgroup="system.slice/*", dry=True))
     )
     assert harness.engine is not None
     killer = harness.engine.rulesets[0].actions[0]

@@ -130,3 +130,10 @@ def ruleset(
 
 def plugin(name: str, **args: Any) -> dict[str, Any]:
     return {"name": name, "args": args}
+
+
+def always_acting(*actions: dict[str, Any], **top: Any) -> dict[str, Any]:
+    """A config of one ruleset "r" whose detector group "g" always fires (``continue``)
+    and whose chain is ``actions``; ``top`` adds top-level keys (``prekill_hooks``,
+    ``protected_cgroups``...). For tests of actions."""
+    return {**top, "rulesets": [ruleset("r", [("g", [plugin("continue")])], list(actions))]}
