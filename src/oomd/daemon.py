@@ -297,7 +297,6 @@ def _flight_recorder(
     except Exception as e:
         log.always(f"Flight recorder not started ({opts.record_dir}): {type(e).__name__}: {e}")
         return None
-    env.kmsg = recorder.tap_kmsg(env.kmsg)
     log.always(f"Flight recorder: the last {opts.record_keep} s in {opts.record_dir}")
     return recorder
 

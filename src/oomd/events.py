@@ -32,6 +32,7 @@ class KillEvent:
         "dry",
         "kill_uuid",
         "killer",
+        "line",
         "ruleset",
         "target",
         "time",
@@ -51,6 +52,7 @@ class KillEvent:
         pressure: tuple[float, float, float],
         kill_uuid: str,
         target: Any = None,
+        line: str = "",
     ) -> None:
         self.time = time.time()
         self.cgroup = cgroup
@@ -64,6 +66,8 @@ class KillEvent:
         self.kill_uuid = kill_uuid
         #: The victim's CgroupContext (post-kill hooks match on its xattrs).
         self.target = target
+        #: The kill line as written to kmsg, without its ``oomd kill: `` prefix.
+        self.line = line
 
     def fields(self) -> dict[str, Any]:
         """Every field of the kill line, named, plus time and kill uuid (JSON logs,

@@ -13,19 +13,18 @@ stops.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable
 
-from oomd import log
+from oomd import events, log
 from oomd.cgroup.context import CgroupContext, OomdContext
 from oomd.cgroup.fs import read_bytes
-from oomd.log import Kmsg
 from oomd.trace import XATTRS, FileKey, TraceWriter
 
 #: Seconds recorded after a kill before its incident file is written.
@@ -34,8 +33,6 @@ INCIDENT_TAIL = 10.0
 MAX_INCIDENTS = 10
 LIVE_NAME = "flight.oomd-trace"
 SUFFIX = ".oomd-trace"
-
-_KILL_LINE = re.compile(r"^\S+ \S+ \S+ (.*) -?\d+ ruleset:\[")
 
 
 def trace_meta(
@@ -159,6 +156,7 @@ class Recorder:
         ctx.clock = clock
         ctx.tap = cgroup_read
         ctx.system.tap = system_read
+        events.subscribers.append(self._kill)
         self._queue: queue.Queue[_TickItem | None] | None = None
         self._thread: threading.Thread | None = None
         if threaded:
@@ -169,26 +167,15 @@ class Recorder:
     def detach(self) -> None:
         self.ctx.tap = None
         self.ctx.system.tap = None
+        with contextlib.suppress(ValueError):
+            events.subscribers.remove(self._kill)
 
-    def tap_kmsg(self, kmsg: Kmsg) -> Kmsg:
-        """``kmsg`` with every kill line also noted as an event of the tick."""
-        return _KillTap(kmsg, self._kill)
-
-    def _kill(self, line: str) -> None:
-        match = _KILL_LINE.match(line)
-        victim = match.group(1) if match else ""
-        uuid = ""
-        if victim:
-            for name in ("trusted.oomd_kill_uuid", "user.oomd_kill_uuid"):
-                try:
-                    uuid = os.getxattr(self._fs + "/" + victim, name).decode("ascii", "replace")
-                    break
-                except OSError:
-                    continue
-        if not uuid:  # a dry run sets no xattr: the kill's action uuid
-            uuid = self.ctx.action_context.kill_uuid
-        uuid = re.sub(r"[^0-9A-Za-z-]", "", uuid) or os.urandom(8).hex()
-        self.events.append(("kill", uuid, victim, "oomd kill: " + line))
+    def _kill(self, event: events.KillEvent) -> None:
+        """A kill of this tick (oomd.events), named by the uuid the kill core recorded
+        on the victim (a dry kill's: its action's). Nothing is read back from the
+        victim, whose ``user.*`` xattrs its owner controls."""
+        uuid = re.sub(r"[^0-9A-Za-z-]", "", event.kill_uuid)[:64] or os.urandom(8).hex()
+        self.events.append(("kill", uuid, event.cgroup, "oomd kill: " + event.line))
 
     def end_tick(self) -> list[tuple[str, str, str, str]]:
         """Hand the tick just run over (stored now, or queued for the writer thread);
@@ -277,7 +264,9 @@ class Recorder:
             self._queue.join()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Store what is queued and end the writer thread (the writer stays open)."""
+        """Stop recording: no more reads or kills are taken, what is queued is stored
+        and the writer thread ends (the writer stays open)."""
+        self.detach()
         if self._queue is None or self._thread is None:
             return
         try:
@@ -288,32 +277,6 @@ class Recorder:
         self._queue = None
         if self.dropped:
             self.writer.set_meta("dropped_ticks", str(self.dropped))
-
-
-class _KillTap(Kmsg):
-    """A kmsg that passes everything on and reports kill lines."""
-
-    def __init__(self, inner: Kmsg, on_kill: Callable[[str], None]) -> None:
-        self.inner = inner
-        self.path = inner.path
-        self._fd = -1
-        self.on_kill = on_kill
-
-    def write(
-        self, msg: str, prefix: str = "oomd kill", fields: Mapping[str, Any] | None = None
-    ) -> None:
-        self.inner.write(msg, prefix, fields)
-        if prefix == "oomd kill":
-            try:
-                self.on_kill(msg)
-            except Exception as e:  # never let recording break a kill
-                log.always(f"Recording: cannot note the kill: {e}")
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 class FlightRecorder:
@@ -335,9 +298,6 @@ class FlightRecorder:
         self.pending: list[tuple[str, int, float]] = []
         self.written: list[str] = []
         self.recorder = Recorder(ctx, self.writer, threaded=True, after=self._after_tick)
-
-    def tap_kmsg(self, kmsg: Kmsg) -> Kmsg:
-        return self.recorder.tap_kmsg(kmsg)
 
     def end_tick(self) -> None:
         """After each tick: hand it to the writer thread. Never raises."""

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from oomd import events
 from oomd.cgroup.context import ActionContext, CgroupContext
 from oomd.engine.kill_base import KillPlugin
 from oomd.engine.plugin import PluginRet
@@ -79,6 +80,24 @@ def test_the_host_killer_gets_the_victim_and_the_kill_args(h: Harness, killer: F
     assert killer.calls == [("workload.slice/A", True, False)]
     assert victims(h) == ["workload.slice/A"]
     assert h.tree.get_xattr("workload.slice/A", "trusted.oomd_kill") == b"1"
+
+
+def test_the_kill_event_carries_the_uuid_recorded_on_the_victim(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Logs, status, post-kill hooks and the flight recorder's incident file name the
+    kill by the uuid an operator finds on the victim (trusted.oomd_kill_uuid), not the
+    action's, and nothing is read back from the victim to learn it."""
+    seen: list[events.KillEvent] = []
+    monkeypatch.setattr(events, "subscribers", [seen.append])
+    leaf(h, "workload.slice/A", 100)
+    action = load(h)
+    assert run(h, action) is PluginRet.STOP
+    [event] = seen
+    on_victim = h.tree.get_xattr("workload.slice/A", "trusted.oomd_kill_uuid")
+    assert on_victim and event.kill_uuid == on_victim.decode()
+    assert event.kill_uuid != h.ctx.action_context.kill_uuid
+    assert "oomd kill: " + event.line == h.kills[0]
 
 
 def test_failed_kill_backtracks_to_the_sibling_then_up_the_tree(

@@ -78,7 +78,6 @@ def record_incident(tmp: Path, out: str, ticks: int = 20, **kw: Any) -> list[str
         ),
     )
     recorder = Recorder(h.ctx, writer)
-    h.env.kmsg = recorder.tap_kmsg(h.kmsg)
     for t in range(ticks):
         avg10 = min(95.0, max(0.0, (t - 3) * 12.0))
         tree.set_pressure("workload.slice", avg10, avg10 / 2, avg10 / 4, total=t * 100000)
@@ -89,5 +88,6 @@ def record_incident(tmp: Path, out: str, ticks: int = 20, **kw: Any) -> list[str
         proc.meminfo(MemAvailable=(4096 - 40 * t) * MIB)
         h.tick()
         recorder.end_tick()
+    recorder.stop()
     writer.close()
     return h.kills

@@ -50,7 +50,6 @@ def _flight(h: Harness, directory: Path, keep: int) -> FlightRecorder:
         source="test",
     )
     recorder = FlightRecorder(str(directory), keep, h.ctx, meta)
-    h.env.kmsg = recorder.tap_kmsg(h.kmsg)
     return recorder
 
 
@@ -184,7 +183,6 @@ def test_a_lagging_writer_drops_ticks_and_never_blocks_the_tick(tmp_path: Path) 
 
     writer = TraceWriter(str(tmp_path / "t.oomd-trace"), {"interval": "1"})
     recorder = Recorder(h.ctx, writer, threaded=True, after=slow)
-    h.env.kmsg = recorder.tap_kmsg(h.kmsg)
     ticks = QUEUE_TICKS + 5
     for t in range(ticks):
         h.tree.set_pressure("workload.slice", 80 if t == ticks - 1 else 0)

@@ -123,7 +123,6 @@ def main(argv: Sequence[str]) -> int:
         print(f"oomd record: cannot create {args.output}: {e}")
         return 1
     recorder = Recorder(ctx, writer)
-    env.kmsg = recorder.tap_kmsg(env.kmsg)
     stop: list[int] = []
 
     def handler(signum: int, _frame: object) -> None:
@@ -151,6 +150,7 @@ def main(argv: Sequence[str]) -> int:
         next_tick = start + ticks * args.interval
         if next_tick > now:
             time.sleep(next_tick - now)
+    recorder.stop()
     writer.close()
     size = os.path.getsize(args.output)
     log.raw(f"oomd record: {ticks} ticks, {size} bytes in {args.output}")

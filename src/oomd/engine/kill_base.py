@@ -483,6 +483,9 @@ class KillPlugin(Action):
             return False
         dry = self.is_dry
         error: str | None = None
+        # A real kill's uuid is the one recorded on the victim (a fresh one per attempt,
+        # as upstream); a dry kill records nothing and goes by its action's.
+        kill_uuid = ctx.action_context.kill_uuid
         if dry:
             log.info(f"OOMD: In dry-run mode; would have tried to kill {path}")
             killed = 1
@@ -490,7 +493,8 @@ class KillPlugin(Action):
             suffix = " with cgroup.freeze and cgroup.kill" if self.kernelkill else ""
             log.info(f"Trying to kill {path}{suffix}")
             self._log_memory_stat(cg)
-            record_kill_start(path, new_kill_uuid())
+            kill_uuid = new_kill_uuid()
+            record_kill_start(path, kill_uuid)
             report = self.env.host.killer.kill(path, freeze=self.kernelkill, reap=self.reap_memory)
             killed, error = report.killed, report.error
             if error is None:  # upstream returns before recording a failed kill
@@ -519,8 +523,9 @@ class KillPlugin(Action):
                 dry=dry,
                 usage=cg.current_usage() or 0,
                 pressure=(p.avg10, p.avg60, p.avg300),
-                kill_uuid=action.kill_uuid,
+                kill_uuid=kill_uuid,
                 target=cg,
+                line=line,
             )
             self.env.kmsg.write(line, "oomd kill", fields=event.fields())
             if events.subscribers:
