@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from oomd.daemon import LockError, acquire_lock
+from oomd.observe import request_status
 from tests.support.daemon import Daemons
 from tests.support.tree import FakeTree
 from tests.test_daemon import CONFIG, start
@@ -47,6 +48,9 @@ def test_sighup_reloads_the_config_and_a_bad_one_keeps_the_running_rules(
     )
     # The new rules are described right after that line (written separately).
     assert daemon.wait_for(lambda: 'ruleset "reloaded"' in daemon.stderr()), daemon.stderr()
+    # oomd status follows the reloaded rules.
+    status = request_status(str(tmp_path / "run" / "oomd-status.socket"))
+    assert [r["name"] for r in status["rulesets"]] == ["reloaded"]
     config.write_text('{"rulesets": [,]}')
     daemon.proc.send_signal(signal.SIGHUP)
     assert daemon.wait_for(lambda: "keeping the running rules" in daemon.stderr())
